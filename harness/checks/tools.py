@@ -1,0 +1,45 @@
+"""Checks on tool calls: streamed fragments must assemble into calls Vapi can run."""
+
+from __future__ import annotations
+
+import json
+
+from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable
+from harness.exchange import INVALID_JSON, Exchange
+from harness.protocol import ToolCallAssembler
+
+
+@check(Severity.ERROR, on=(Expect.TURN,), streamed=True)
+def tool_calls_assemble(ctx: CheckContext, exchange: Exchange) -> None:
+    """Tool-call fragments carry `index`, the first has `id` and `function.name`, and arguments concatenate to JSON."""
+    assembler = ToolCallAssembler()
+    for event in exchange.spoken_events:
+        for fragment in event.tool_calls:
+            assembler.add(fragment, f"event {event.sse.index}")
+    if not assembler.calls and not assembler.problems:
+        not_applicable()
+    problems = assembler.finish()
+    if problems:
+        raise CheckFailed("Tool-call fragments do not assemble", "\n".join(problems[:5]))
+
+
+@check(Severity.ERROR, on=(Expect.TURN,), streamed=False)
+def tool_calls_are_valid(ctx: CheckContext, exchange: Exchange) -> None:
+    """A non-streamed tool call has `id`, `function.name` and JSON `arguments` as a string."""
+    body = exchange.body_json
+    choices = body.get("choices") if body is not INVALID_JSON and isinstance(body, dict) else None
+    message = choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    if not calls:
+        not_applicable()
+    for i, call in enumerate(calls if isinstance(calls, list) else [calls]):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not call.get("id") or not function.get("name"):
+            raise CheckFailed(f"Tool call {i} lacks id or function.name", json.dumps(call)[:200])
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            raise CheckFailed(f"Tool call {i} arguments are not a string", json.dumps(call)[:200])
+        try:
+            json.loads(arguments or "{}")
+        except ValueError as exc:
+            raise CheckFailed(f"Tool call {i} arguments are not JSON", f"{exc}: {arguments[:200]!r}") from None

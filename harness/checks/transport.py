@@ -1,0 +1,81 @@
+"""Checks on the HTTP exchange itself: reachability, status, timeouts, a body that ends."""
+
+from __future__ import annotations
+
+from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable
+from harness.exchange import Exchange, Outcome
+from mock_vapi import url_problems
+
+ALL = tuple(Expect)
+_VAPI_FIELDS = ("call", "phoneNumber", "customer", "metadata")
+
+
+@check(Severity.ERROR, on=ALL, needs_success=False)
+def endpoint_reachable(ctx: CheckContext, exchange: Exchange) -> None:
+    """Vapi can open a connection to the endpoint."""
+    if exchange.outcome is Outcome.CONNECT_ERROR:
+        raise CheckFailed("Endpoint unreachable", exchange.error or "")
+
+
+@check(Severity.ERROR, on=ALL, needs_success=False)
+def headers_within_timeout(ctx: CheckContext, exchange: Exchange) -> None:
+    """Response headers arrive within the model's `timeoutSeconds`; Vapi's client gives up otherwise."""
+    if exchange.outcome is Outcome.HEADERS_TIMEOUT:
+        raise CheckFailed("No response headers in time", exchange.error or "")
+
+
+@check(Severity.ERROR, on=(Expect.TURN, Expect.BARGE_IN), needs_success=False)
+def status_is_success(ctx: CheckContext, exchange: Exchange) -> None:
+    """A turn is answered with a 2xx status; any other status ends the call with a pipeline error."""
+    if exchange.status is None or 200 <= exchange.status < 300:
+        return
+    detail = f"HTTP {exchange.status}: {exchange.body_excerpt()}"
+    body = exchange.request.json_body or {}
+    extras = [k for k in _VAPI_FIELDS if k in body]
+    if 400 <= exchange.status < 500 and extras:
+        detail += (
+            f"\nThe request carried Vapi's extra fields ({', '.join(extras)}). A strict OpenAI-compatible server "
+            "rejects unknown fields: strip them before forwarding, or set the assistant's metadataSendMode to 'off'."
+        )
+    raise CheckFailed(f"HTTP {exchange.status} instead of 2xx", detail)
+
+
+@check(Severity.ERROR, on=(Expect.TURN,), needs_success=False)
+def body_is_complete(ctx: CheckContext, exchange: Exchange) -> None:
+    """The connection does not break mid-body; Vapi's parser throws and the call fails."""
+    if exchange.outcome is Outcome.BROKEN:
+        raise CheckFailed("Connection broke mid-body", f"{exchange.error} after {exchange.body_bytes} bytes")
+
+
+@check(Severity.ERROR, on=(Expect.TURN,))
+def body_within_size_limit(ctx: CheckContext, exchange: Exchange) -> None:
+    """The reply stays within the harness's size bound (an endless body never ends the turn)."""
+    if exchange.outcome is Outcome.TOO_LARGE:
+        raise CheckFailed("Reply too large", exchange.error or "")
+
+
+@check(Severity.ERROR, on=(Expect.TURN,))
+def response_ends_after_last_chunk(ctx: CheckContext, exchange: Exchange) -> None:
+    """The body ends soon after the last chunk; Vapi holds buffered text until the stream ends."""
+    if exchange.outcome in (Outcome.CLOSE_TIMEOUT, Outcome.IDLE_TIMEOUT, Outcome.DEADLINE):
+        last = exchange.events[-1].sse.data[:120] if exchange.events else "(no event)"
+        raise CheckFailed("The response did not end", f"{exchange.error}. Last event: {last!r}")
+
+
+@check(Severity.WARNING, on=(Expect.TURN,), streamed=True)
+def content_type_is_event_stream(ctx: CheckContext, exchange: Exchange) -> None:
+    """A stream is served as `Content-Type: text/event-stream` (proxies and CDNs buffer anything else)."""
+    content_type = exchange.headers.get("content-type", "")
+    if not content_type.lower().startswith("text/event-stream"):
+        raise CheckFailed("Content-Type is not text/event-stream", f"Content-Type: {content_type or '(none)'}")
+
+
+@check(Severity.WARNING, on=(Expect.TURN,), needs_success=False)
+def model_url_is_base_url(ctx: CheckContext, exchange: Exchange) -> None:
+    """`model.url` is a base URL; Vapi appends `/chat/completions` to it."""
+    url = exchange.request.url
+    if not url.endswith("/chat/completions"):
+        not_applicable()
+    problems = url_problems(url[: -len("/chat/completions")])
+    if problems:
+        raise CheckFailed("The configured URL will not work as Vapi's base URL", "\n".join(problems))

@@ -1,0 +1,46 @@
+"""The `vapi-harness` command: one subcommand per verb."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from harness import __version__
+from harness.cli import check, fake_llm
+from harness.errors import HarnessError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="vapi-harness",
+        description="Check, time and load-test a custom LLM server the way Vapi calls it.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    check.add_parser(subparsers)
+    fake_llm.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 pass, 1 fail, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    try:
+        code: int = args.handler(args)
+    except HarnessError as exc:
+        print(f"vapi-harness: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

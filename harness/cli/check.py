@@ -1,0 +1,230 @@
+"""`vapi-harness check`: probe an endpoint the way Vapi calls it, judge and time every reply."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from harness.checks import REGISTRY, Thresholds
+from harness.cli.options import Option, add_options, resolve
+from harness.errors import ConfigError, did_you_mean
+from harness.fake_llm import FakeLLMConfig, create_app
+from harness.reader import ReadLimits
+from harness.reporting import JsonReport, JUnitReport, Redactor, TerminalReport
+from harness.results import RunEvent, RunInfo, RunResult
+from harness.runner import Runner, RunSettings
+from harness.servers import serve_in_thread
+from harness.suite import Target, default_probes
+from mock_vapi import CustomLLMModel, InvalidModelConfig, MetadataSendMode
+
+__all__ = ["add_parser", "run"]
+
+ENV_PREFIX = "VAPI_HARNESS_"
+log = logging.getLogger(__name__)
+
+
+def positive_float(text: str) -> float:
+    """A number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise ValueError(f"{text!r} must be greater than 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise ValueError(f"{text!r} must be at least 1")
+    return value
+
+
+def header(text: str) -> tuple[str, str]:
+    """`NAME:VALUE`."""
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"{text!r} is not NAME:VALUE")
+    return name.strip(), value.strip()
+
+
+def check_id(text: str) -> str:
+    """A registered check id."""
+    if text not in REGISTRY:
+        raise ValueError(f"unknown check {text!r}.{did_you_mean(text, REGISTRY)}")
+    return text
+
+
+OPTIONS = [
+    Option("--url", "Base URL of the custom LLM, as set in model.url; without it, the built-in endpoint", metavar="URL"),
+    Option("--api-key", "Key Vapi sends as 'Authorization: Bearer KEY' (prefer the environment variable)", metavar="KEY"),
+    Option("--model", "model.model sent in every request", default="vapi-harness-probe", metavar="NAME"),
+    Option(
+        "--metadata-send-mode",
+        "model.metadataSendMode of the main probes",
+        default="variable",
+        choices=[m.value for m in MetadataSendMode],
+    ),
+    Option("--header", "Extra model.headers entry; repeatable (env: one per line)", type=header, repeatable=True, metavar="NAME:VALUE"),
+    Option("--timeout-s", "model.timeoutSeconds: first content or tool call must arrive within it", default=20.0, type=positive_float),
+    Option("--deadline-s", "Hard bound on one request, start to end", default=30.0, type=positive_float),
+    Option("--close-grace-s", "How long the body may stay open after the last chunk", default=2.0, type=positive_float),
+    Option("--max-run-s", "Hard bound on the whole run; reports are still written", default=900.0, type=positive_float),
+    Option("--repeat", "Run the suite N times (percentiles over all runs)", default=1, type=positive_int, metavar="N"),
+    Option("--strict", "Warnings fail the run too", default=False, flag_only=True),
+    Option("--max-stall-ms", "Budget for the longest gap between content events", default=1000.0, type=positive_float),
+    Option("--first-sentence-ms", "Budget for the first speakable sentence", default=1500.0, type=positive_float),
+    Option("--disable", "Switch a check off; repeatable", type=check_id, repeatable=True, metavar="CHECK"),
+    Option("--json", "Also write the JSON report here", type=Path, metavar="PATH"),
+    Option("--junit", "Also write the JUnit XML report here", type=Path, metavar="PATH"),
+    Option("--report-dir", "Reports go to DIR/<run-id>/", default=Path("reports"), type=Path, metavar="DIR"),
+    Option("--quiet", "No progress lines on stderr", default=False, flag_only=True),
+]
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the `check` subcommand."""
+    parser = subparsers.add_parser(
+        "check",
+        help="check an endpoint the way Vapi calls it",
+        description="Send the requests Vapi sends to a custom LLM, judge every reply and time it. "
+        "Exit 0 when all checks pass, 1 when one fails, 2 for bad input.",
+    )
+    add_options(parser, OPTIONS, ENV_PREFIX)
+    parser.set_defaults(handler=run)
+
+
+@dataclass(frozen=True)
+class _Config:
+    values: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        return self.values[name]
+
+
+@contextmanager
+def _endpoint(config: _Config) -> Iterator[tuple[str, bool]]:
+    if config.url:
+        yield config.url, False
+        return
+    fake = FakeLLMConfig(api_key=config.api_key)
+    with serve_in_thread(create_app(fake)) as server:
+        yield f"{server.url}/v1", True
+
+
+def _model(config: _Config, url: str) -> CustomLLMModel:
+    headers = {}
+    for name, value in config.header:
+        if name.lower() == "authorization":
+            log.warning("--header Authorization ignored: Vapi never lets model.headers set it; use --api-key")
+            continue
+        headers[name] = value
+    vapi_model = {
+        "provider": "custom-llm",
+        "url": url,
+        "model": config.model,
+        "metadataSendMode": config.metadata_send_mode,
+        "headers": headers,
+        "timeoutSeconds": config.timeout_s,
+        "messages": [],
+    }
+    try:
+        return CustomLLMModel.from_vapi(vapi_model)
+    except InvalidModelConfig as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _validate_url(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--url: {url!r} is not an http(s) URL (e.g. http://127.0.0.1:8000/v1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the default suite; return the exit code."""
+    config = _Config(resolve(args, OPTIONS, ENV_PREFIX))
+    if config.url:
+        _validate_url(config.url)
+    redactor = Redactor([config.api_key])
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redactor)
+    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    out_dir = config.report_dir / run_id
+    writers: list[Any] = [
+        TerminalReport(Console(highlight=False), Console(stderr=True, quiet=config.quiet), redactor),
+        JsonReport(out_dir / "report.json", redactor),
+        JUnitReport(out_dir / "junit.xml", redactor),
+    ]
+    if config.json:
+        writers.append(JsonReport(config.json, redactor))
+    if config.junit:
+        writers.append(JUnitReport(config.junit, redactor))
+    settings = RunSettings(
+        repeat=config.repeat,
+        limits=ReadLimits(deadline_s=config.deadline_s, close_grace_s=config.close_grace_s),
+        thresholds=Thresholds(max_stall_ms=config.max_stall_ms, first_sentence_ms=config.first_sentence_ms),
+        disabled_checks=frozenset(config.disable),
+    )
+    with _endpoint(config) as (url, builtin):
+        model = _model(config, url)
+        probes = default_probes(Target(model, config.api_key))
+        info = RunInfo(
+            run_id=run_id,
+            url=url,
+            model=config.model,
+            metadata_send_mode=config.metadata_send_mode,
+            builtin=builtin,
+            authenticated=bool(config.api_key),
+            timeout_s=config.timeout_s,
+            repeat=config.repeat,
+            strict=config.strict,
+            probes=tuple(p.name for p in probes),
+            started_at=datetime.now(UTC),
+        )
+        runner = Runner(info, probes, settings)
+        try:
+            result = asyncio.run(_drive(runner, writers, config.max_run_s))
+        except KeyboardInterrupt:
+            # asyncio.run re-raises Ctrl-C after _drive has written the reports.
+            print(f"Interrupted. Partial reports are in {out_dir}", file=sys.stderr)
+            return 130
+    print(f"Reports: {out_dir}", file=sys.stderr)
+    return 0 if result.passed else 1
+
+
+async def _drive(runner: Runner, writers: list[Any], max_run_s: float) -> RunResult:
+    def dispatch(event: RunEvent) -> None:
+        for writer in writers:
+            writer.handle_event(event)
+
+    try:
+        async with asyncio.timeout(max_run_s):
+            async for event in runner.events():
+                dispatch(event)
+    except TimeoutError:
+        dispatch(runner.interrupted(f"the run exceeded --max-run-s {max_run_s:g}"))
+    except asyncio.CancelledError:
+        dispatch(runner.interrupted("Ctrl-C"))
+        raise
+    finally:
+        for writer in writers:
+            writer.close()
+    return runner.run

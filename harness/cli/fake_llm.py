@@ -1,0 +1,113 @@
+"""`vapi-harness fake-llm`: serve the deterministic OpenAI-compatible fake, optionally with faults."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+import uvicorn
+
+from harness.cli.check import positive_int
+from harness.cli.options import Option, add_options, resolve
+from harness.errors import ConfigError, did_you_mean
+from harness.fake_llm import DEFAULT_REPLY, FAULTS, QUIRKS, FakeLLMConfig, create_app
+
+__all__ = ["add_parser", "run"]
+
+ENV_PREFIX = "VAPI_HARNESS_FAKE_LLM_"
+
+
+def _millis(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of milliseconds") from None
+    if value < 0:
+        raise ValueError(f"{text!r} must not be negative")
+    return value
+
+
+def _port(text: str) -> int:
+    value = positive_int(text) if text != "0" else 0
+    if value > 65535:
+        raise ValueError(f"{text!r} is not a port number")
+    return value
+
+
+def _member(known: dict[str, str], kind: str) -> Any:
+    def parse(text: str) -> str:
+        if text not in known:
+            raise ValueError(f"unknown {kind} {text!r}.{did_you_mean(text, known)} See --list-faults")
+        return text
+
+    return parse
+
+
+def _arguments(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    return value
+
+
+OPTIONS = [
+    Option("--host", "Interface to bind", default="127.0.0.1"),
+    Option("--port", "Port to listen on (0 picks a free one)", default=8000, type=_port),
+    Option("--ttft-ms", "Delay before the first chunk", default=20.0, type=_millis),
+    Option("--chunk-delay-ms", "Delay between chunks", default=10.0, type=_millis),
+    Option("--reply", "Reply text, streamed word by word", default=DEFAULT_REPLY, metavar="TEXT"),
+    Option("--tool-mode", "auto: call the first tool when the last message is from the user", default="auto", choices=["auto", "always", "never"]),
+    Option("--tool-arguments", "Arguments of tool calls, as a JSON object (default: made from the schema)", type=_arguments, metavar="JSON"),
+    Option("--fault", "Break one rule; repeatable (see --list-faults)", type=_member(FAULTS, "fault"), repeatable=True, metavar="NAME"),
+    Option("--quirk", "Unusual but correct framing; repeatable (see --list-faults)", type=_member(QUIRKS, "quirk"), repeatable=True, metavar="NAME"),
+    Option("--api-key", "Require 'Authorization: Bearer KEY'", metavar="KEY"),
+    Option("--model", "model name in replies (default: echo the request's)", metavar="NAME"),
+]
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the `fake-llm` subcommand."""
+    parser = subparsers.add_parser(
+        "fake-llm",
+        help="serve a deterministic OpenAI-compatible fake LLM",
+        description="A deterministic OpenAI-compatible server on loopback, with injectable faults. "
+        "It is check's built-in endpoint and the upstream double in tests.",
+    )
+    add_options(parser, OPTIONS, ENV_PREFIX)
+    parser.add_argument("--list-faults", action="store_true", help="list faults and quirks, then exit")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted."""
+    if args.list_faults:
+        for name, text in FAULTS.items():
+            print(f"fault  {name:<22} {text}")
+        for name, text in QUIRKS.items():
+            print(f"quirk  {name:<22} {text}")
+        return 0
+    values = resolve(args, OPTIONS, ENV_PREFIX)
+    if values["host"] not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger(__name__).warning("Binding %s: the fake LLM is meant for loopback", values["host"])
+    config = FakeLLMConfig(
+        ttft_ms=values["ttft_ms"],
+        chunk_delay_ms=values["chunk_delay_ms"],
+        reply=values["reply"],
+        tool_mode=values["tool_mode"],
+        tool_arguments=values["tool_arguments"],
+        faults=frozenset(values["fault"]),
+        quirks=frozenset(values["quirk"]),
+        api_key=values["api_key"],
+        model=values["model"],
+    )
+    if not config.reply.strip():
+        raise ConfigError("--reply: must not be empty")
+    print(f"fake LLM: base URL http://{values['host']}:{values['port']}/v1", file=sys.stderr)
+    uvicorn.run(create_app(config), host=values["host"], port=values["port"], log_level="info", access_log=False)
+    return 0

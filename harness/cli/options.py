@@ -1,0 +1,97 @@
+"""Command-line options that also read `VAPI_HARNESS_<NAME>` environment variables (flag > env > default)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import ConfigError
+
+__all__ = ["Option", "add_options", "resolve", "parse_bool"]
+
+
+def parse_bool(text: str) -> bool:
+    """Read a boolean from an environment variable."""
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not a boolean (use true or false)")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its flag, how to read it, its default and help."""
+
+    flag: str
+    help: str
+    default: Any = None
+    type: Callable[[str], Any] = str
+    flag_only: bool = False  # a switch without a value
+    repeatable: bool = False
+    choices: Sequence[str] | None = None
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        """The attribute name: `--timeout-s` -> `timeout_s`."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+    def env_name(self, prefix: str) -> str:
+        """The environment variable, e.g. `VAPI_HARNESS_TIMEOUT_S`."""
+        return f"{prefix}{self.dest.upper()}"
+
+
+def add_options(parser: argparse.ArgumentParser, options: Sequence[Option], env_prefix: str) -> None:
+    """Declare `options` on `parser`; defaults are applied later by `resolve`."""
+    for option in options:
+        env_help = f"[env {option.env_name(env_prefix)}]"
+        default = f" (default: {option.default})" if option.default not in (None, False, []) else ""
+        help_text = f"{option.help}{default} {env_help}"
+        if option.flag_only:
+            parser.add_argument(option.flag, action="store_const", const=True, default=None, help=help_text)
+        elif option.repeatable:
+            parser.add_argument(option.flag, action="append", default=None, help=help_text, metavar=option.metavar)
+        else:
+            parser.add_argument(
+                option.flag, default=None, help=help_text, choices=option.choices, metavar=option.metavar
+            )
+
+
+def resolve(
+    args: argparse.Namespace, options: Sequence[Option], env_prefix: str, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Final values: the flag if given, else the environment variable, else the default; typed and validated."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for option in options:
+        raw = getattr(args, option.dest)
+        source = option.flag
+        if raw is None and option.env_name(env_prefix) in environ:
+            source = option.env_name(env_prefix)
+            text = environ[option.env_name(env_prefix)]
+            if option.flag_only:
+                raw = text
+            elif option.repeatable:
+                raw = [line for line in text.splitlines() if line.strip()]
+            else:
+                raw = text
+        if raw is None:
+            values[option.dest] = list(option.default or []) if option.repeatable else option.default
+            continue
+        try:
+            if option.flag_only:
+                values[option.dest] = raw if isinstance(raw, bool) else parse_bool(raw)
+            elif option.repeatable:
+                values[option.dest] = [option.type(item) for item in raw]
+            else:
+                if option.choices is not None and raw not in option.choices:
+                    raise ValueError(f"{raw!r} is not one of {', '.join(option.choices)}")
+                values[option.dest] = option.type(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    return values

@@ -1,0 +1,133 @@
+"""One recorded request and reply, with the arrival time of every byte chunk and event."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from typing import Any
+
+from harness.protocol import Deviation, SSEEvent, delta_content, delta_tool_calls
+from mock_vapi import VapiRequest
+
+__all__ = ["INVALID_JSON", "Exchange", "Outcome", "ParsedEvent"]
+
+
+class Outcome(StrEnum):
+    """How reading the reply ended."""
+
+    COMPLETE = "complete"
+    ABORTED = "aborted"  # we closed it on purpose (a barge-in)
+    CONNECT_ERROR = "connect_error"
+    HEADERS_TIMEOUT = "headers_timeout"
+    FIRST_DELTA_TIMEOUT = "first_delta_timeout"
+    IDLE_TIMEOUT = "idle_timeout"
+    CLOSE_TIMEOUT = "close_timeout"
+    DEADLINE = "deadline"
+    TOO_LARGE = "too_large"
+    BROKEN = "broken"
+    CANCELLED = "cancelled"
+
+
+class _Invalid:
+    def __repr__(self) -> str:
+        return "INVALID_JSON"
+
+
+INVALID_JSON: Any = _Invalid()
+
+
+@dataclass(slots=True)
+class ParsedEvent:
+    """An SSE event with its JSON payload (`INVALID_JSON` when it does not parse, None for `[DONE]`)."""
+
+    sse: SSEEvent
+    payload: Any
+    content: str = ""
+    tool_calls: list[Any] = field(default_factory=list)
+    json_error: str | None = None
+
+    @classmethod
+    def parse(cls, sse: SSEEvent) -> ParsedEvent:
+        """Parse the event's data as the SDK would."""
+        if sse.is_done:
+            return cls(sse, None)
+        try:
+            payload = json.loads(sse.data)
+        except ValueError as exc:
+            return cls(sse, INVALID_JSON, json_error=str(exc))
+        return cls(sse, payload, delta_content(payload), delta_tool_calls(payload))
+
+    @property
+    def spoken(self) -> bool:
+        """True when Vapi reads this event (terminated, before `[DONE]`, valid JSON)."""
+        return self.sse.terminated and not self.sse.after_done and self.payload not in (None, INVALID_JSON)
+
+    @property
+    def has_delta(self) -> bool:
+        """Non-whitespace content or a tool-call fragment that Vapi would act on."""
+        return self.spoken and (bool(self.content.strip()) or bool(self.tool_calls))
+
+
+@dataclass
+class Exchange:
+    """A request and everything observed of its reply; times are `time.perf_counter()` seconds."""
+
+    request: VapiRequest
+    t_start: float
+    outcome: Outcome = Outcome.COMPLETE
+    error: str | None = None
+    status: int | None = None
+    reason: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    t_headers: float | None = None
+    t_end: float | None = None
+    byte_chunks: list[tuple[float, int]] = field(default_factory=list)
+    body: bytes = b""
+    body_bytes: int = 0
+    events: list[ParsedEvent] = field(default_factory=list)
+    deviations: list[Deviation] = field(default_factory=list)
+    comments: int = 0
+
+    @property
+    def streamed(self) -> bool:
+        """True when the request asked for a stream."""
+        return self.request.stream
+
+    @property
+    def reached(self) -> bool:
+        """True when the server answered with a status line."""
+        return self.status is not None
+
+    def ms(self, t: float | None) -> float | None:
+        """Milliseconds from the request's start to `t`."""
+        return None if t is None else (t - self.t_start) * 1000.0
+
+    @cached_property
+    def spoken_events(self) -> list[ParsedEvent]:
+        """Events Vapi reads, in order."""
+        return [e for e in self.events if e.spoken]
+
+    @cached_property
+    def content_events(self) -> list[ParsedEvent]:
+        """Events that carry non-whitespace content or tool-call fragments."""
+        return [e for e in self.events if e.has_delta]
+
+    @property
+    def text(self) -> str:
+        """The streamed text Vapi would speak."""
+        return "".join(e.content for e in self.spoken_events)
+
+    @cached_property
+    def body_json(self) -> Any:
+        """The body parsed as JSON, or `INVALID_JSON`."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return INVALID_JSON
+
+    def body_excerpt(self, limit: int = 300) -> str:
+        """The start of the body as text, for messages."""
+        text = self.body[:limit].decode("utf-8", errors="replace")
+        return text + ("…" if len(self.body) > limit else "")

@@ -1,0 +1,176 @@
+"""A deterministic OpenAI-compatible server: the built-in endpoint and every test's upstream double."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from harness.fake_llm.script import FakeLLMConfig, plan_completion, plan_reply
+from harness.protocol import error_envelope
+
+__all__ = ["OPENAI_PARAMS", "RecordedRequest", "create_app"]
+
+# Parameters of OpenAI's chat-completions endpoint; anything else is "unrecognized" to a strict server.
+OPENAI_PARAMS = frozenset(
+    {
+        "model", "messages", "temperature", "top_p", "n", "stream", "stream_options", "stop", "max_tokens",
+        "max_completion_tokens", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
+        "top_logprobs", "user", "tools", "tool_choice", "parallel_tool_calls", "response_format", "seed",
+        "functions", "function_call", "metadata", "store", "modalities", "audio", "prediction",
+        "reasoning_effort", "service_tier", "verbosity", "web_search_options", "prompt_cache_key",
+        "safety_identifier",
+    }
+)  # fmt: skip
+# OpenAI accepts `metadata` only with `store: true`; a strict fine-tuned endpoint rejects Vapi's.
+_VAPI_FIELDS = frozenset({"call", "phoneNumber", "customer", "metadata"})
+
+
+@dataclass
+class RecordedRequest:
+    """What the fake LLM received; the Authorization value is never kept."""
+
+    t: float
+    path: str
+    headers: dict[str, str]
+    body: Any
+    outcome: str = "pending"
+    t_closed: float | None = None
+    authorized: bool | None = None
+
+
+@dataclass
+class _State:
+    config: FakeLLMConfig
+    recorded: list[RecordedRequest] = field(default_factory=list)
+    ids: itertools.count[int] = field(default_factory=itertools.count)
+
+
+def _error(state: _State, status: int, message: str, type_: str = "invalid_request_error") -> Response:
+    if "no-envelope" in state.config.faults:
+        return PlainTextResponse(message, status_code=status)
+    return JSONResponse(error_envelope(message, type_), status_code=status)
+
+
+async def _completions(request: Request) -> Response:
+    state: _State = request.app.state.fake
+    config = state.config
+    headers = {k: ("[redacted]" if k == "authorization" else v) for k, v in request.headers.items()}
+    record = RecordedRequest(time.perf_counter(), request.url.path, headers, None)
+    state.recorded.append(record)
+    if "hang" in config.faults:
+        await _wait_for_disconnect(request, limit_s=600)
+        record.outcome = "client_disconnected"
+        return Response(status_code=499)
+    if config.api_key is not None and "ignore-auth" not in config.faults:
+        given = request.headers.get("authorization", "")
+        record.authorized = hmac.compare_digest(given.encode(), f"Bearer {config.api_key}".encode())
+        if not record.authorized:
+            record.outcome = "rejected"
+            return _error(state, 401, "Incorrect API key provided.", "authentication_error")
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        record.outcome = "rejected"
+        if "malformed-500" in config.faults:
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        return _error(state, 400, "We could not parse the JSON body of your request.")
+    record.body = body
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        record.outcome = "rejected"
+        return _error(state, 400, "'messages' is a required property")
+    if "status-500" in config.faults:
+        record.outcome = "rejected"
+        return _error(state, 500, "The server had an error while processing your request.", "server_error")
+    unknown = sorted((set(body) - OPENAI_PARAMS) | (set(body) & _VAPI_FIELDS))
+    if "reject-extra-fields" in config.faults and unknown:
+        record.outcome = "rejected"
+        return _error(state, 400, f"Unrecognized request argument supplied: {', '.join(unknown)}")
+    completion_id = f"chatcmpl-fake-{next(state.ids)}"
+    if not body.get("stream") or "json-body" in config.faults:
+        await asyncio.sleep(config.ttft_ms / 1000)
+        record.outcome = "completed"
+        return JSONResponse(plan_completion(config, body, completion_id))
+    frames = plan_reply(config, body, completion_id)
+    media_type = "application/json" if "wrong-content-type" in config.faults else "text/event-stream"
+    return StreamingResponse(
+        _play(frames, record, never_close="never-close" in config.faults),
+        media_type=media_type,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _wait_for_disconnect(request: Request, limit_s: float) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        for _ in range(int(limit_s / 0.05)):
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(0.05)
+
+
+class _DropConnection(Exception):
+    """Raised inside a stream to break the connection mid-body."""
+
+
+async def _play(frames: list[Any], record: RecordedRequest, *, never_close: bool) -> AsyncIterator[bytes]:
+    try:
+        for frame in frames:
+            if frame.delay_s > 0:
+                await asyncio.sleep(frame.delay_s)
+            if frame.fail:
+                record.outcome = "dropped"
+                raise _DropConnection("fault drop-mid-stream")
+            yield frame.data
+        if never_close:
+            await asyncio.sleep(600)
+        record.outcome = "completed"
+    except (asyncio.CancelledError, GeneratorExit):
+        record.outcome = "client_disconnected"
+        raise
+    finally:
+        record.t_closed = time.perf_counter()
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _models(request: Request) -> Response:
+    state: _State = request.app.state.fake
+    return JSONResponse({"object": "list", "data": [{"id": state.config.model or "fake-llm", "object": "model"}]})
+
+
+async def _recorded(request: Request) -> Response:
+    state: _State = request.app.state.fake
+    return JSONResponse(
+        [
+            {"path": r.path, "headers": r.headers, "body": r.body, "outcome": r.outcome, "authorized": r.authorized}
+            for r in state.recorded
+        ]
+    )
+
+
+def create_app(config: FakeLLMConfig | None = None) -> Starlette:
+    """The fake LLM app; `app.state.fake.recorded` lists what it received."""
+    routes = [
+        Route("/chat/completions", _completions, methods=["POST"]),
+        Route("/v1/chat/completions", _completions, methods=["POST"]),
+        Route("/v1/models", _models, methods=["GET"]),
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/_fake/requests", _recorded, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.fake = _State(config or FakeLLMConfig())
+    return app

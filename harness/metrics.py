@@ -1,0 +1,125 @@
+"""Voice-latency metrics of one exchange, and exact percentiles across many (definitions: docs/metrics.md)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from harness.exchange import Exchange, Outcome
+
+__all__ = [
+    "FIRST_SENTENCE_MIN_CHARS",
+    "METRICS",
+    "PERCENTILES",
+    "Distribution",
+    "exchange_metrics",
+    "first_sentence_time",
+    "longest_content_gap",
+    "percentile",
+]
+
+PERCENTILES = (0.5, 0.9, 0.95, 0.99)
+FIRST_SENTENCE_MIN_CHARS = 30
+_SENTENCE_END = frozenset(".!?")
+# Vapi's flush tag: <flush />, <flush> or </flush>, any case and spacing.
+_FLUSH = re.compile(r"<\s*flush\s*/?>|<\s*/\s*flush\s*>", re.IGNORECASE)
+
+# name -> unit, in report order
+METRICS = {
+    "headers_ms": "ms",
+    "first_event_ms": "ms",
+    "ttft_ms": "ms",
+    "first_tool_delta_ms": "ms",
+    "first_sentence_ms": "ms",
+    "total_ms": "ms",
+    "max_gap_ms": "ms",
+    "chunk_count": "chunks",
+    "content_chars_per_s": "chars/s",
+}
+
+
+def first_sentence_time(exchange: Exchange) -> float | None:
+    """When the first speakable sentence was complete: >= 30 chars ending at . ! ? or a flush tag.
+
+    If the reply ends first, its end (Vapi speaks the rest when the stream ends); None without content.
+    """
+    text = ""
+    last_t = None
+    for event in exchange.spoken_events:
+        if not event.content:
+            continue
+        start = len(text)
+        text += event.content
+        last_t = event.sse.t
+        if _FLUSH.search(text, max(0, start - 16)):
+            return event.sse.t
+        for i in range(max(start, FIRST_SENTENCE_MIN_CHARS - 1), len(text)):
+            if text[i] in _SENTENCE_END:
+                return event.sse.t
+    if last_t is None or not text.strip():
+        return None
+    return exchange.t_end if exchange.outcome is Outcome.COMPLETE and exchange.t_end else last_t
+
+
+def longest_content_gap(exchange: Exchange) -> tuple[float, int] | None:
+    """The longest gap (ms) between consecutive content events, and the index of the event before it."""
+    events = exchange.content_events
+    if len(events) < 2:
+        return None
+    gap_s, after = max((b.sse.t - a.sse.t, a.sse.index) for a, b in zip(events, events[1:], strict=False))
+    return gap_s * 1000.0, after
+
+
+def exchange_metrics(exchange: Exchange) -> dict[str, float | None]:
+    """Every metric of one exchange; None where it does not apply (no content, no tool call...)."""
+    spoken = exchange.spoken_events
+    content = [e for e in exchange.content_events if e.content.strip()]
+    tools = [e for e in exchange.content_events if e.tool_calls]
+    chars = sum(len(e.content) for e in spoken)
+    rate = None
+    if len(content) >= 2 and content[-1].sse.t > content[0].sse.t:
+        rate = chars / (content[-1].sse.t - content[0].sse.t)
+    gap = longest_content_gap(exchange)
+    return {
+        "headers_ms": exchange.ms(exchange.t_headers),
+        "first_event_ms": exchange.ms(exchange.events[0].sse.t) if exchange.events else None,
+        "ttft_ms": exchange.ms(content[0].sse.t) if content else None,
+        "first_tool_delta_ms": exchange.ms(tools[0].sse.t) if tools else None,
+        "first_sentence_ms": exchange.ms(first_sentence_time(exchange)),
+        "total_ms": exchange.ms(exchange.t_end),
+        "max_gap_ms": gap[0] if gap else None,
+        "chunk_count": float(len(spoken)) if exchange.streamed else None,
+        "content_chars_per_s": rate,
+    }
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Exact percentile by linear interpolation between closest ranks (numpy's default method)."""
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    position = (len(sorted_values) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Summary of raw samples: count, min, mean, max and `PERCENTILES`."""
+
+    n: int
+    min: float
+    mean: float
+    max: float
+    percentiles: dict[str, float]
+
+    @classmethod
+    def of(cls, samples: Iterable[float | None]) -> Distribution | None:
+        """Summarise the non-None samples; None when there are none."""
+        values = sorted(v for v in samples if v is not None)
+        if not values:
+            return None
+        pcts = {f"p{round(q * 100)}": percentile(values, q) for q in PERCENTILES}
+        return cls(len(values), values[0], sum(values) / len(values), values[-1], pcts)

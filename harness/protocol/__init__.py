@@ -1,0 +1,32 @@
+"""Wire-level building blocks shared by every package: chat shapes, the SSE codec and schemas."""
+
+from harness.protocol.chat import (
+    FINISH_REASONS,
+    AssembledToolCall,
+    ToolCallAssembler,
+    chunk,
+    completion,
+    delta_content,
+    delta_tool_calls,
+    error_envelope,
+)
+from harness.protocol.schemas import schema_errors
+from harness.protocol.sse import DONE, Deviation, SSEDecoder, SSEEvent, encode_comment, encode_event
+
+__all__ = [
+    "DONE",
+    "FINISH_REASONS",
+    "AssembledToolCall",
+    "Deviation",
+    "SSEDecoder",
+    "SSEEvent",
+    "ToolCallAssembler",
+    "chunk",
+    "completion",
+    "delta_content",
+    "delta_tool_calls",
+    "encode_comment",
+    "encode_event",
+    "error_envelope",
+    "schema_errors",
+]

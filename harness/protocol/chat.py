@@ -1,0 +1,173 @@
+"""Chat-completions shapes shared by the harness, the simulators and the servers.
+
+Builders produce the OpenAI wire shapes our own servers emit; readers pull out what Vapi reads
+from a streamed chunk (`choices[0].delta.content` and `tool_calls`), and `ToolCallAssembler`
+accumulates tool-call fragments by `index` the way the OpenAI SDK's consumers do.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "FINISH_REASONS",
+    "AssembledToolCall",
+    "ToolCallAssembler",
+    "chunk",
+    "completion",
+    "delta_content",
+    "delta_tool_calls",
+    "error_envelope",
+]
+
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
+
+
+def chunk(
+    completion_id: str,
+    model: str,
+    delta: dict[str, Any],
+    *,
+    finish_reason: str | None = None,
+    created: int | None = None,
+    usage: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """One `chat.completion.chunk` with a single choice."""
+    body: dict[str, Any] = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()) if created is None else created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+def completion(
+    completion_id: str,
+    model: str,
+    message: dict[str, Any],
+    *,
+    finish_reason: str = "stop",
+    usage: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """A non-streamed `chat.completion` with a single choice."""
+    body: dict[str, Any] = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}],
+    }
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+def error_envelope(message: str, type_: str = "invalid_request_error", code: str | None = None) -> dict[str, Any]:
+    """The OpenAI error envelope: `{"error": {"message", "type", "param", "code"}}`."""
+    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+
+
+def _first_delta(payload: Any) -> dict[str, Any] | None:
+    if not isinstance(payload, dict):
+        return None
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    delta = choices[0].get("delta")
+    return delta if isinstance(delta, dict) else None
+
+
+def delta_content(payload: Any) -> str:
+    """The text Vapi would speak from this chunk (`choices[0].delta.content`), or ""."""
+    delta = _first_delta(payload)
+    content = delta.get("content") if delta else None
+    return content if isinstance(content, str) else ""
+
+
+def delta_tool_calls(payload: Any) -> list[Any]:
+    """The raw tool-call fragments of this chunk (`choices[0].delta.tool_calls`), or []."""
+    delta = _first_delta(payload)
+    calls = delta.get("tool_calls") if delta else None
+    return calls if isinstance(calls, list) else []
+
+
+@dataclass
+class AssembledToolCall:
+    """A tool call put together from its streamed fragments."""
+
+    index: int
+    id: str | None = None
+    type: str | None = None
+    name: str | None = None
+    arguments: str = ""
+    fragments: int = 0
+
+    def parsed_arguments(self) -> Any:
+        """The arguments as JSON; raises `ValueError` when they do not parse."""
+        return json.loads(self.arguments or "{}")
+
+
+@dataclass
+class ToolCallAssembler:
+    """Accumulates tool-call fragments by `index`, noting each way they fail to assemble."""
+
+    calls: dict[int, AssembledToolCall] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, fragment: Any, where: str) -> None:
+        """Add one fragment; `where` names it in problem messages (e.g. "event 3")."""
+        if not isinstance(fragment, dict):
+            self.problems.append(f"{where}: tool-call fragment is not an object: {fragment!r}")
+            return
+        index = fragment.get("index")
+        if not isinstance(index, int) or isinstance(index, bool):
+            self.problems.append(f"{where}: tool-call fragment without an integer `index`: {_short(fragment)}")
+            return
+        function = fragment.get("function")
+        if function is not None and not isinstance(function, dict):
+            self.problems.append(f"{where}: `function` is not an object: {_short(fragment)}")
+            return
+        function = function or {}
+        call = self.calls.get(index)
+        if call is None:
+            call = self.calls[index] = AssembledToolCall(index=index)
+            if not fragment.get("id") or not function.get("name"):
+                self.problems.append(
+                    f"{where}: the first fragment of tool call {index} lacks `id` or `function.name`: "
+                    f"{_short(fragment)}"
+                )
+        call.fragments += 1
+        call.id = call.id or fragment.get("id")
+        call.type = call.type or fragment.get("type")
+        call.name = call.name or function.get("name")
+        arguments = function.get("arguments")
+        if arguments is None:
+            return
+        if not isinstance(arguments, str):
+            self.problems.append(
+                f"{where}: `function.arguments` of tool call {index} is {type(arguments).__name__}, not a string"
+            )
+            return
+        call.arguments += arguments
+
+    def finish(self) -> list[str]:
+        """Problems found, including arguments that do not concatenate to valid JSON."""
+        problems = list(self.problems)
+        for call in self.calls.values():
+            try:
+                call.parsed_arguments()
+            except ValueError as exc:
+                problems.append(f"tool call {call.index} ({call.name}): arguments {call.arguments!r} are not JSON: {exc}")
+        return problems
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,223 @@
+"""Server-sent events, decoded the way the OpenAI JS SDK decodes them, and encoded for our servers.
+
+The decoder is sans-IO: feed it bytes with their arrival time, get events back. Every departure
+from a clean stream is recorded as a `Deviation` instead of being smoothed over, so checks can
+judge it. The SDK's rules (openai-node `src/core/streaming.ts`):
+
+- lines end at LF, CRLF or a lone CR; an empty line dispatches the event;
+- `:` starts a comment; `field: value` drops one leading space from the value;
+- several `data` lines are joined with LF; only `event` and `data` fields matter;
+- an event is dispatched only when it has an `event` or at least one `data` line;
+- an event not closed by an empty line before the body ends is dropped;
+- a payload starting with `[DONE]` ends the stream; anything after it is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "DONE",
+    "Deviation",
+    "SSEDecoder",
+    "SSEEvent",
+    "encode_comment",
+    "encode_event",
+]
+
+DONE = "[DONE]"
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+
+
+@dataclass(slots=True)
+class SSEEvent:
+    """One dispatched event with the monotonic time (seconds) of the byte that completed it."""
+
+    index: int
+    t: float
+    data: str
+    event: str | None = None
+    size_bytes: int = 0
+    terminated: bool = True
+    after_done: bool = False
+
+    @property
+    def is_done(self) -> bool:
+        """True for the `[DONE]` sentinel (the SDK matches the prefix)."""
+        return self.data.startswith(DONE)
+
+
+@dataclass(slots=True)
+class Deviation:
+    """Something in the byte stream a strict reader would not expect."""
+
+    kind: str
+    detail: str
+    t: float
+    event_index: int | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    data: list[str] = field(default_factory=list)
+    event: str | None = None
+    size_bytes: int = 0
+    oversize: bool = False
+
+
+class SSEDecoder:
+    """Incremental, OpenAI-SDK-faithful SSE decoder that records deviations.
+
+    Deviation kinds: `invalid_utf8`, `event_field`, `oversize_event`, `data_after_done`,
+    `second_done`, `unterminated_event`.
+    """
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
+        self.deviations: list[Deviation] = []
+        self.comments = 0
+        self.done_seen = False
+        self._buffer = b""
+        self._skip_lf = False
+        self._pending = _Pending()
+        self._count = 0
+        self._utf8_reported = False
+
+    def feed(self, chunk: bytes, t: float) -> list[SSEEvent]:
+        """Decode `chunk`, received at monotonic time `t`; return the events it completed."""
+        if self._skip_lf and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        self._skip_lf = False
+        buffer = self._buffer + chunk if self._buffer else chunk
+        events: list[SSEEvent] = []
+        start = 0
+        end = len(buffer)
+        while start < end:
+            cr = buffer.find(b"\r", start)
+            lf = buffer.find(b"\n", start)
+            if cr == -1 and lf == -1:
+                break
+            if cr == -1 or (lf != -1 and lf < cr):
+                line, start = buffer[start:lf], lf + 1
+            elif cr + 1 < end:
+                line, start = buffer[start:cr], cr + (2 if buffer[cr + 1] == 0x0A else 1)
+            else:
+                # A CR at the very end: its LF, if any, arrives with the next chunk.
+                line, start = buffer[start:cr], cr + 1
+                self._skip_lf = True
+            event = self._line(line, t)
+            if event is not None:
+                events.append(event)
+        self._buffer = buffer[start:]
+        if len(self._buffer) > self.max_event_bytes:
+            self._oversize(t)
+            self._buffer = b""
+        return events
+
+    def close(self, t: float) -> list[SSEEvent]:
+        """Signal the end of the body; return an unterminated final event, marked as such."""
+        events: list[SSEEvent] = []
+        if self._buffer:
+            line, self._buffer = self._buffer, b""
+            event = self._line(line, t)
+            if event is not None:
+                events.append(event)
+        pending = self._pending
+        if pending.data or pending.event is not None:
+            event = self._dispatch(t, terminated=False)
+            self.deviations.append(
+                Deviation(
+                    "unterminated_event",
+                    f"The body ended inside an event (no blank line after it); the OpenAI SDK drops it: "
+                    f"{_excerpt(event.data)}",
+                    t,
+                    event.index,
+                )
+            )
+            events.append(event)
+        return events
+
+    def _line(self, raw: bytes, t: float) -> SSEEvent | None:
+        if not raw:
+            if not self._pending.data and self._pending.event is None:
+                return None
+            return self._dispatch(t, terminated=True)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.decode("utf-8", errors="replace")
+            if not self._utf8_reported:
+                self._utf8_reported = True
+                self.deviations.append(
+                    Deviation("invalid_utf8", f"Invalid UTF-8 at byte {exc.start} of line {_excerpt(line)}", t)
+                )
+        if line[0] == ":":
+            self.comments += 1
+            return None
+        name, sep, value = line.partition(":")
+        if sep and value[:1] == " ":
+            value = value[1:]
+        pending = self._pending
+        if name == "data":
+            if pending.oversize:
+                return None
+            pending.size_bytes += len(raw) + 1
+            if pending.size_bytes > self.max_event_bytes:
+                self._oversize(t)
+                pending.data.clear()
+                return None
+            pending.data.append(value)
+        elif name == "event":
+            pending.event = value
+            self.deviations.append(
+                Deviation("event_field", f"`event: {value}` line; the OpenAI SDK v5 treats named events apart", t)
+            )
+        return None
+
+    def _oversize(self, t: float) -> None:
+        self._pending.oversize = True
+        self.deviations.append(
+            Deviation("oversize_event", f"An event exceeded {self.max_event_bytes} bytes; its data was dropped", t)
+        )
+
+    def _dispatch(self, t: float, *, terminated: bool) -> SSEEvent:
+        pending = self._pending
+        event = SSEEvent(
+            index=self._count,
+            t=t,
+            data="\n".join(pending.data),
+            event=pending.event,
+            size_bytes=pending.size_bytes,
+            terminated=terminated,
+            after_done=self.done_seen,
+        )
+        self._count += 1
+        self._pending = _Pending()
+        if event.is_done:
+            if self.done_seen:
+                self.deviations.append(Deviation("second_done", "A second [DONE] arrived", t, event.index))
+            self.done_seen = True
+        elif event.after_done:
+            self.deviations.append(
+                Deviation("data_after_done", f"Data after [DONE]: {_excerpt(event.data)}", t, event.index)
+            )
+        return event
+
+
+def _excerpt(text: str, limit: int = 120) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def encode_event(payload: Any, event: str | None = None) -> bytes:
+    """Frame one SSE event: a JSON payload (or a raw string such as `[DONE]`) then a blank line."""
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    head = f"event: {event}\n" if event is not None else ""
+    return f"{head}data: {data}\n\n".encode()
+
+
+def encode_comment(text: str = "") -> bytes:
+    """Frame an SSE comment line, as used for keep-alives."""
+    return f": {text}\n\n".encode() if text else b":\n\n"

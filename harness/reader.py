@@ -1,0 +1,170 @@
+"""Send a Vapi request and read the reply byte by byte, stamping each arrival, within hard bounds.
+
+aiohttp is the transport because its client costs a fraction of httpx's CPU per streamed
+response, which keeps the clock honest. Every wait has a deadline, so a hanging or endless
+endpoint ends as a recorded `Outcome`, never as a hung harness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from harness.exchange import Exchange, Outcome, ParsedEvent
+from harness.protocol import SSEDecoder
+
+__all__ = ["ReadLimits", "new_session", "read_into"]
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds on one exchange; `None` for `first_delta_s` means the request's `timeout_s`."""
+
+    first_delta_s: float | None = None
+    deadline_s: float = 30.0
+    idle_s: float | None = None
+    close_grace_s: float = 2.0
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_event_bytes: int = 1024 * 1024
+
+
+def new_session(limit: int = 100) -> aiohttp.ClientSession:
+    """A client session that leaves timing and retries to us, as Vapi's client sees the server."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300),
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=True,
+    )
+
+
+class _Stop(Exception):
+    def __init__(self, outcome: Outcome, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+async def read_into(
+    session: aiohttp.ClientSession,
+    exchange: Exchange,
+    limits: ReadLimits,
+    *,
+    abort_after_content: bool = False,
+) -> Exchange:
+    """Send `exchange.request` and record the reply into `exchange`; returns it.
+
+    Args:
+        abort_after_content: close the connection as soon as the first content arrives (a barge-in).
+    """
+    request = exchange.request
+    first_delta_s = limits.first_delta_s if limits.first_delta_s is not None else request.timeout_s
+    idle_s = limits.idle_s if limits.idle_s is not None else first_delta_s
+    t0 = exchange.t_start = time.perf_counter()
+    deadline = t0 + limits.deadline_s
+    first_delta_by = t0 + first_delta_s
+    decoder = SSEDecoder(limits.max_event_bytes)
+    body = bytearray()
+    response: aiohttp.ClientResponse | None = None
+    finished_at: float | None = None  # when [DONE] or a finish_reason arrived
+    seen_delta = False
+    try:
+        try:
+            async with asyncio.timeout(min(deadline, first_delta_by) - t0):
+                response = await session.request(
+                    request.method,
+                    request.url,
+                    data=request.body,
+                    headers=list(request.headers),
+                    allow_redirects=False,
+                )
+        except TimeoutError:
+            raise _Stop(Outcome.HEADERS_TIMEOUT, f"No response headers within {first_delta_s:g} s") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise _Stop(Outcome.CONNECT_ERROR, f"Cannot reach {request.url}: {_reason(exc)}. Is the server running?")
+        except aiohttp.ClientError as exc:
+            raise _Stop(Outcome.BROKEN, f"The request to {request.url} failed: {_reason(exc)}") from None
+        exchange.t_headers = time.perf_counter()
+        exchange.status = response.status
+        exchange.reason = response.reason
+        exchange.headers = {k.lower(): v for k, v in response.headers.items()}
+        content = response.content
+        while True:
+            now = time.perf_counter()
+            bounds = [
+                (deadline, Outcome.DEADLINE, f"The reply did not end within the {limits.deadline_s:g} s deadline"),
+                (now + idle_s, Outcome.IDLE_TIMEOUT, f"No bytes arrived for {idle_s:g} s; the stream stalled"),
+            ]
+            if request.stream and not seen_delta:
+                bounds.append(
+                    (first_delta_by, Outcome.FIRST_DELTA_TIMEOUT, f"No content or tool-call delta within {first_delta_s:g} s")
+                )
+            if finished_at is not None:
+                bounds.append(
+                    (
+                        finished_at + limits.close_grace_s,
+                        Outcome.CLOSE_TIMEOUT,
+                        f"The stream finished but the body did not end within {limits.close_grace_s:g} s",
+                    )
+                )
+            wait_until, outcome, message = min(bounds, key=lambda b: b[0])
+            try:
+                async with asyncio.timeout(max(wait_until - now, 0)):
+                    data = await content.readany()
+            except TimeoutError:
+                raise _Stop(outcome, message) from None
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+                raise _Stop(Outcome.BROKEN, f"The connection broke mid-body: {_reason(exc)}") from None
+            t = time.perf_counter()
+            if not data:
+                for sse in decoder.close(t):
+                    exchange.events.append(ParsedEvent.parse(sse))
+                break
+            exchange.byte_chunks.append((t, len(data)))
+            exchange.body_bytes += len(data)
+            if exchange.body_bytes > limits.max_body_bytes:
+                raise _Stop(Outcome.TOO_LARGE, f"The body exceeded {limits.max_body_bytes} bytes")
+            body += data
+            for sse in decoder.feed(data, t):
+                event = ParsedEvent.parse(sse)
+                exchange.events.append(event)
+                if sse.is_done or _finishes(event.payload):
+                    finished_at = finished_at or t
+                if event.has_delta:
+                    seen_delta = True
+                    if abort_after_content:
+                        raise _Stop(Outcome.ABORTED, "Closed by the client mid-stream (barge-in)")
+    except _Stop as stop:
+        exchange.outcome = stop.outcome
+        exchange.error = str(stop)
+    except asyncio.CancelledError:
+        exchange.outcome = Outcome.CANCELLED
+        exchange.error = "The run was interrupted"
+        raise
+    finally:
+        exchange.t_end = time.perf_counter()
+        exchange.body = bytes(body)
+        exchange.deviations = decoder.deviations
+        exchange.comments = decoder.comments
+        if response is not None:
+            if exchange.outcome is Outcome.COMPLETE:
+                response.release()
+            else:
+                response.close()
+    return exchange
+
+
+def _finishes(payload: object) -> bool:
+    if not isinstance(payload, dict):
+        return False
+    choices = payload.get("choices")
+    return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if "connect call failed" in lowered or "connection refused" in lowered:
+        return "connection refused"
+    return text

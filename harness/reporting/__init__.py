@@ -1,0 +1,21 @@
+"""Report writers: each consumes run events and writes one format."""
+
+from harness.reporting.document import SCHEMA_VERSION, report_schema, run_document, validate_document
+from harness.reporting.json_report import JsonReport
+from harness.reporting.junit import JUnitReport, junit_tree
+from harness.reporting.redact import REDACTED, Redactor
+from harness.reporting.terminal import TerminalReport, render_results
+
+__all__ = [
+    "REDACTED",
+    "SCHEMA_VERSION",
+    "JUnitReport",
+    "JsonReport",
+    "Redactor",
+    "TerminalReport",
+    "junit_tree",
+    "render_results",
+    "report_schema",
+    "run_document",
+    "validate_document",
+]

@@ -1,0 +1,159 @@
+"""The versioned JSON document of a run: the one source every report format renders from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from harness import __version__
+from harness.exchange import Exchange
+from harness.reporting.redact import Redactor
+from harness.results import ExchangeResult, RunResult
+
+__all__ = ["SCHEMA_VERSION", "TIMELINE_LIMIT", "report_schema", "run_document", "validate_document"]
+
+SCHEMA_VERSION = 1
+TIMELINE_LIMIT = 2000
+_BODY_LIMIT = 4000
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _timeline(exchange: Exchange) -> list[dict[str, Any]]:
+    """Headers, byte chunks, events and end on one axis, in ms from the request start."""
+    items: list[dict[str, Any]] = []
+    if exchange.t_headers is not None:
+        items.append({"t_ms": _round(exchange.ms(exchange.t_headers)), "kind": "headers"})
+    items += [{"t_ms": _round(exchange.ms(t)), "kind": "bytes", "size": n} for t, n in exchange.byte_chunks]
+    for event in exchange.events:
+        item: dict[str, Any] = {"t_ms": _round(exchange.ms(event.sse.t)), "kind": "event", "index": event.sse.index}
+        if event.sse.is_done:
+            item["done"] = True
+        if event.content:
+            item["content"] = event.content
+        if event.tool_calls:
+            item["tool_call"] = True
+        if not event.spoken:
+            item["ignored"] = True
+        items.append(item)
+    items.sort(key=lambda i: i["t_ms"])
+    if exchange.t_end is not None:
+        items.append({"t_ms": _round(exchange.ms(exchange.t_end)), "kind": "end", "outcome": exchange.outcome.value})
+    return items[:TIMELINE_LIMIT]
+
+
+def _exchange(result: ExchangeResult, redactor: Redactor) -> dict[str, Any]:
+    exchange = result.exchange
+    request = exchange.request
+    body: Any = dict(request.json_body) if request.json_body is not None else request.body.decode("utf-8", "replace")
+    return {
+        "probe": result.probe.name,
+        "description": result.probe.description,
+        "expect": result.probe.expect.value,
+        "repeat": result.repeat,
+        "request": {
+            "method": request.method,
+            "url": redactor.text(request.url),
+            "headers": redactor.headers(request.headers),
+            "stream": request.stream,
+            "body": redactor.deep(body),
+        },
+        "response": {
+            "status": exchange.status,
+            "headers": redactor.headers(exchange.headers.items()),
+            "outcome": exchange.outcome.value,
+            "error": redactor.text(exchange.error) if exchange.error else None,
+            "bytes": exchange.body_bytes,
+            "events": len(exchange.events),
+            "comments": exchange.comments,
+            "text": redactor.text(exchange.text),
+            "body_excerpt": redactor.text(exchange.body_excerpt(_BODY_LIMIT)),
+        },
+        "deviations": [
+            {"kind": d.kind, "detail": redactor.text(d.detail), "t_ms": _round(exchange.ms(d.t))}
+            for d in exchange.deviations
+        ],
+        "findings": [
+            {
+                "check": f.check,
+                "severity": f.severity.value,
+                "status": f.status.value,
+                "title": redactor.text(f.title),
+                "detail": redactor.text(f.detail),
+            }
+            for f in result.findings
+        ],
+        "metrics": {k: _round(v) for k, v in result.metrics.items()},
+        "timeline": redactor.deep(_timeline(exchange)),
+    }
+
+
+def run_document(run: RunResult, redactor: Redactor) -> dict[str, Any]:
+    """The JSON report of `run`, secrets redacted."""
+    info = run.info
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "vapi-harness", "version": __version__},
+        "run_id": info.run_id,
+        "started_at": info.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "verdict": "passed" if run.passed else "failed",
+        "interrupted": run.interrupted,
+        "stopped_early": redactor.text(run.stopped_early) if run.stopped_early else None,
+        "target": {
+            "url": redactor.text(info.url),
+            "model": info.model,
+            "metadata_send_mode": info.metadata_send_mode,
+            "builtin": info.builtin,
+            "authenticated": info.authenticated,
+            "timeout_s": info.timeout_s,
+        },
+        "settings": {"repeat": info.repeat, "strict": info.strict, "probes": list(info.probes)},
+        "summary": run.counts(),
+        "checks": [
+            {
+                "id": s.id,
+                "severity": s.severity.value,
+                "rationale": s.rationale,
+                "status": s.status.value,
+                "runs": s.runs,
+                "failures": [
+                    {
+                        "probe": r.probe.name,
+                        "repeat": r.repeat,
+                        "title": redactor.text(f.title),
+                        "detail": redactor.text(f.detail),
+                    }
+                    for r, f in s.failures
+                ],
+            }
+            for s in run.checks()
+        ],
+        "latency": {
+            name: {k: _round(v) if isinstance(v, float) else v for k, v in asdict(d).items() if k != "percentiles"}
+            | {k: _round(v) for k, v in d.percentiles.items()}
+            for name, d in run.latency().items()
+        },
+        "exchanges": [_exchange(r, redactor) for r in run.results],
+    }
+
+
+@cache
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema every report validates against (shipped in the package)."""
+    text = resources.files("harness").joinpath("schema/report.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def validate_document(document: Any) -> list[str]:
+    """Schema errors of a report document, with JSON paths; [] when valid."""
+    validator = jsonschema.Draft202012Validator(report_schema())
+    return [f"{e.json_path}: {e.message}" for e in validator.iter_errors(document)]

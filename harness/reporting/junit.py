@@ -1,0 +1,79 @@
+"""Write the run as JUnit XML: a testsuite per probe (and repeat), a testcase per check it ran."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from harness.checks import Severity, Status
+from harness.reporting.redact import Redactor
+from harness.results import ExchangeResult, RunEvent, RunFinished, RunResult
+
+__all__ = ["JUnitReport", "junit_tree"]
+
+
+def _suite_name(result: ExchangeResult, repeats: int) -> str:
+    return result.probe.name if repeats == 1 else f"{result.probe.name}[{result.repeat}]"
+
+
+def junit_tree(run: RunResult, redactor: Redactor) -> ET.ElementTree[ET.Element]:
+    """The JUnit document; failed warnings are failures only in strict runs, else noted in system-out."""
+    root = ET.Element("testsuites", name="vapi-harness")
+    totals = {"tests": 0, "failures": 0}
+    for result in run.results:
+        exchange = result.exchange
+        duration_s = ((exchange.t_end or exchange.t_start) - exchange.t_start) if exchange.t_end else 0.0
+        suite = ET.SubElement(root, "testsuite", name=_suite_name(result, run.info.repeat))
+        failures = 0
+        notes = []
+        for finding in result.findings:
+            case = ET.SubElement(suite, "testcase", classname=f"vapi-harness.{result.probe.name}", name=finding.check)
+            if finding.status is not Status.FAILED:
+                continue
+            message = redactor.text(finding.title)
+            if finding.severity is Severity.ERROR or run.info.strict:
+                failures += 1
+                failure = ET.SubElement(case, "failure", message=message, type=finding.severity.value)
+                failure.text = redactor.text(finding.detail)
+            else:
+                notes.append(f"warning {finding.check}: {message}")
+                ET.SubElement(case, "system-out").text = f"warning: {message}\n{redactor.text(finding.detail)}"
+        suite.set("tests", str(len(result.findings)))
+        suite.set("failures", str(failures))
+        suite.set("errors", "0")
+        suite.set("skipped", "0")
+        suite.set("time", f"{duration_s:.3f}")
+        totals["tests"] += len(result.findings)
+        totals["failures"] += failures
+        if notes:
+            ET.SubElement(suite, "system-out").text = "\n".join(notes)
+    if run.interrupted or run.stopped_early:
+        reason = run.interrupted or run.stopped_early or ""
+        suite = ET.SubElement(root, "testsuite", name="run", tests="1", failures="1", errors="0", skipped="0")
+        case = ET.SubElement(suite, "testcase", classname="vapi-harness.run", name="run_completed")
+        ET.SubElement(case, "failure", message="The run did not complete", type="error").text = redactor.text(reason)
+        totals["tests"] += 1
+        totals["failures"] += 1
+    root.set("tests", str(totals["tests"]))
+    root.set("failures", str(totals["failures"]))
+    root.set("errors", "0")
+    tree = ET.ElementTree(root)
+    ET.indent(tree)
+    return tree
+
+
+class JUnitReport:
+    """Writes the JUnit XML file when the run finishes (or is cut short)."""
+
+    def __init__(self, path: Path, redactor: Redactor) -> None:
+        self.path = path
+        self.redactor = redactor
+
+    def handle_event(self, event: RunEvent) -> None:
+        """Write on `RunFinished`."""
+        if isinstance(event, RunFinished):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            junit_tree(event.run, self.redactor).write(self.path, encoding="utf-8", xml_declaration=True)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,159 @@
+"""Run events and results: what the runner yields and what report writers consume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from harness.checks import REGISTRY, Finding, Severity, Status
+from harness.exchange import Exchange, Outcome
+from harness.metrics import METRICS, Distribution
+from harness.suite import Probe
+
+__all__ = [
+    "CheckSummary",
+    "ExchangeFinished",
+    "ExchangeResult",
+    "ProbeStarted",
+    "RunEvent",
+    "RunFinished",
+    "RunInfo",
+    "RunResult",
+    "RunStarted",
+]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What was run, against what."""
+
+    run_id: str
+    url: str
+    model: str
+    metadata_send_mode: str
+    builtin: bool
+    authenticated: bool
+    timeout_s: float
+    repeat: int
+    strict: bool
+    probes: tuple[str, ...]
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class ExchangeResult:
+    """One probe's exchange, judged and measured."""
+
+    probe: Probe
+    repeat: int
+    exchange: Exchange
+    findings: list[Finding]
+    metrics: dict[str, float | None]
+
+    @property
+    def failed(self) -> list[Finding]:
+        """Findings that failed, errors first."""
+        failed = [f for f in self.findings if f.status is Status.FAILED]
+        return sorted(failed, key=lambda f: f.severity is not Severity.ERROR)
+
+
+@dataclass
+class CheckSummary:
+    """One check across every exchange it judged."""
+
+    id: str
+    severity: Severity
+    rationale: str
+    runs: int = 0
+    failures: list[tuple[ExchangeResult, Finding]] = field(default_factory=list)
+
+    @property
+    def status(self) -> Status:
+        """FAILED if any exchange failed it, SKIPPED if it never applied."""
+        if self.failures:
+            return Status.FAILED
+        return Status.PASSED if self.runs else Status.SKIPPED
+
+
+@dataclass
+class RunResult:
+    """Everything a run measured; complete or not."""
+
+    info: RunInfo
+    results: list[ExchangeResult] = field(default_factory=list)
+    finished_at: datetime | None = None
+    interrupted: str | None = None
+    stopped_early: str | None = None
+
+    def checks(self) -> list[CheckSummary]:
+        """Per-check summaries in registry order, errors first."""
+        summaries = {cid: CheckSummary(cid, c.severity, c.rationale) for cid, c in REGISTRY.items()}
+        for result in self.results:
+            for finding in result.findings:
+                summary = summaries[finding.check]
+                summary.runs += 1
+                if finding.status is Status.FAILED:
+                    summary.failures.append((result, finding))
+        return sorted(summaries.values(), key=lambda s: s.severity is not Severity.ERROR)
+
+    def latency(self) -> dict[str, Distribution]:
+        """Distributions of each metric over the turns that completed."""
+        turns = [r for r in self.results if r.exchange.outcome is Outcome.COMPLETE]
+        out = {}
+        for name in METRICS:
+            dist = Distribution.of(r.metrics.get(name) for r in turns)
+            if dist is not None:
+                out[name] = dist
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Failed checks by severity, and exchanges."""
+        checks = self.checks()
+        return {
+            "exchanges": len(self.results),
+            "checks_passed": sum(s.status is Status.PASSED for s in checks),
+            "errors": sum(s.status is Status.FAILED and s.severity is Severity.ERROR for s in checks),
+            "warnings": sum(s.status is Status.FAILED and s.severity is Severity.WARNING for s in checks),
+        }
+
+    @property
+    def passed(self) -> bool:
+        """The verdict: no failed error check (nor warning, when strict), and the run was complete."""
+        counts = self.counts()
+        if counts["errors"] or (self.info.strict and counts["warnings"]):
+            return False
+        return not self.interrupted and not self.stopped_early and bool(self.results)
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """The run began."""
+
+    info: RunInfo
+
+
+@dataclass(frozen=True)
+class ProbeStarted:
+    """A probe is about to be sent."""
+
+    probe: Probe
+    repeat: int
+    index: int
+    total: int
+
+
+@dataclass(frozen=True)
+class ExchangeFinished:
+    """A probe's exchange was judged."""
+
+    result: ExchangeResult
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """The run ended, completely or not."""
+
+    run: RunResult
+
+
+RunEvent = RunStarted | ProbeStarted | ExchangeFinished | RunFinished

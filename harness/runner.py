@@ -1,0 +1,86 @@
+"""Run probes against an endpoint, one at a time, and yield events; the only module here that does I/O."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from harness.checks import CheckContext, Thresholds, run_checks
+from harness.exchange import Exchange, Outcome
+from harness.metrics import exchange_metrics
+from harness.reader import ReadLimits, new_session, read_into
+from harness.results import (
+    ExchangeFinished,
+    ExchangeResult,
+    ProbeStarted,
+    RunEvent,
+    RunFinished,
+    RunInfo,
+    RunResult,
+    RunStarted,
+)
+from harness.suite import Probe
+
+__all__ = ["RunSettings", "Runner"]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How to run: repeats, bounds, budgets and checks switched off."""
+
+    repeat: int = 1
+    limits: ReadLimits = ReadLimits()
+    thresholds: Thresholds = Thresholds()
+    disabled_checks: frozenset[str] = frozenset()
+
+
+class Runner:
+    """Sends each probe in turn, judges and measures it; `run` keeps what was measured if interrupted."""
+
+    def __init__(self, info: RunInfo, probes: Sequence[Probe], settings: RunSettings) -> None:
+        self.probes = list(probes)
+        self.settings = settings
+        self.run = RunResult(info)
+
+    async def events(self) -> AsyncIterator[RunEvent]:
+        """Yield `RunStarted`, then per probe `ProbeStarted` and `ExchangeFinished`, then `RunFinished`."""
+        yield RunStarted(self.run.info)
+        total = len(self.probes) * self.settings.repeat
+        index = 0
+        async with new_session() as session:
+            for repeat in range(1, self.settings.repeat + 1):
+                for probe in self.probes:
+                    index += 1
+                    yield ProbeStarted(probe, repeat, index, total)
+                    exchange = Exchange(probe.request, time.perf_counter())
+                    try:
+                        await read_into(
+                            session, exchange, self.settings.limits, abort_after_content=probe.abort_after_content
+                        )
+                    finally:
+                        result = self._judge(probe, repeat, exchange)
+                        self.run.results.append(result)
+                    yield ExchangeFinished(result)
+                    if exchange.outcome is Outcome.CONNECT_ERROR:
+                        self.run.stopped_early = exchange.error
+                        break
+                if self.run.stopped_early:
+                    break
+        self.run.finished_at = datetime.now(UTC)
+        yield RunFinished(self.run)
+
+    def interrupted(self, reason: str) -> RunFinished:
+        """The final event for a run cut short: everything measured so far."""
+        self.run.interrupted = reason
+        self.run.finished_at = datetime.now(UTC)
+        return RunFinished(self.run)
+
+    def _judge(self, probe: Probe, repeat: int, exchange: Exchange) -> ExchangeResult:
+        if exchange.outcome is Outcome.CANCELLED:
+            findings = []
+        else:
+            ctx = CheckContext(probe.name, probe.expect, self.settings.thresholds)
+            findings = run_checks(ctx, exchange, self.settings.disabled_checks)
+        return ExchangeResult(probe, repeat, exchange, findings, exchange_metrics(exchange))

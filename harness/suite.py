@@ -1,0 +1,126 @@
+"""The default check suite: the turns Vapi sends, as probes built by the one request builder."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from harness.checks import Expect
+from mock_vapi import CallContext, CustomLLMModel, MetadataSendMode, VapiRequest, build_request
+
+__all__ = ["SYSTEM_PROMPT", "WEATHER_TOOL", "Probe", "Target", "default_probes"]
+
+SYSTEM_PROMPT = "You are Ava, the receptionist for Acme Dental. Keep answers short: they are spoken on a phone call."
+FIRST_MESSAGE = "Hi, this is Ava from Acme Dental. How can I help?"
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"location": {"type": "string", "description": "City name, e.g. Paris"}},
+            "required": ["location"],
+        },
+    },
+}
+_MALFORMED_BODY = b'{"model": "x", "messages": [{"role": "user", "content": "Hello"'
+
+
+@dataclass(frozen=True)
+class Target:
+    """The endpoint under test, as an assistant's custom-llm model would point at it."""
+
+    model: CustomLLMModel
+    api_key: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=lambda: {"tenant": "acme", "plan": "gold"})
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request of the suite and what the endpoint should do with it."""
+
+    name: str
+    description: str
+    request: VapiRequest
+    expect: Expect = Expect.TURN
+    abort_after_content: bool = False
+
+
+def _history(user: str) -> list[dict[str, object]]:
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "assistant", "content": FIRST_MESSAGE},
+        {"role": "user", "content": user},
+    ]
+
+
+def default_probes(target: Target) -> list[Probe]:
+    """The default suite, in the order it runs."""
+    model, key = target.model, target.api_key
+    context = CallContext.inbound_phone_call(metadata=target.metadata)
+
+    def turn(
+        messages: list[dict[str, object]], *, stream: bool = True, extra_body: Mapping[str, object] | None = None
+    ) -> VapiRequest:
+        return build_request(model, messages, context=context, api_key=key, stream=stream, extra_body=extra_body)
+
+    ask = _history("What time do you open tomorrow?")
+    weather = _history("What's the weather like in Paris right now?")
+    tool_model = model.with_(tools=(*model.tools, WEATHER_TOOL))
+    call = {"id": "call_weather_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}}
+    after_tool = [
+        *weather,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_weather_1", "content": "Sunny, 21 degrees Celsius."},
+    ]
+    probes = [
+        Probe("stream_basic", "A streamed plain answer", turn(ask)),
+        Probe("non_stream", "The same turn with stream: false", turn(ask, stream=False)),
+        Probe(
+            "stream_tool_call",
+            "A get_weather tool is offered and the caller asks for the weather (a tool call must assemble)",
+            build_request(tool_model, weather, context=context, api_key=key),
+        ),
+        Probe(
+            "after_tool_result",
+            "The turn after a tool result (assistant tool_calls and tool messages in history)",
+            build_request(tool_model, after_tool, context=context, api_key=key),
+        ),
+    ]
+    for mode in MetadataSendMode:
+        probes.append(
+            Probe(
+                f"metadata_{mode.value}",
+                f"The streamed turn with metadataSendMode {mode.value!r}",
+                build_request(model.with_(metadata_send_mode=mode), ask, context=context, api_key=key),
+            )
+        )
+    probes.append(
+        Probe(
+            "stream_usage",
+            "A streamed turn asking stream_options.include_usage",
+            turn(ask, extra_body={"stream_options": {"include_usage": True}}),
+        )
+    )
+    probes.append(
+        Probe("malformed_body", "A truncated JSON body (expects a 4xx JSON error)", turn(ask).with_body(_MALFORMED_BODY), Expect.MALFORMED)
+    )
+    if key:
+        probes.append(
+            Probe("wrong_api_key", "A wrong API key (expects 401/403)", turn(ask).with_headers(authorization="Bearer wrong-key-0000"), Expect.AUTH)
+        )
+        probes.append(Probe("missing_api_key", "No Authorization header (expects 401/403)", turn(ask).with_headers(authorization=None), Expect.AUTH))
+    probes.append(
+        Probe(
+            "barge_in",
+            "The caller interrupts: the client aborts the stream at the first content",
+            turn(_history("What time do you open tomorrow? And on Saturday?")),
+            Expect.BARGE_IN,
+            abort_after_content=True,
+        )
+    )
+    probes.append(
+        Probe("after_barge_in", "The re-POSTed turn after a barge-in must succeed", turn(_history("What time do you open tomorrow, and on Saturday?")))
+    )
+    return probes
