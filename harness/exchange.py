@@ -89,6 +89,7 @@ class Exchange:
     events: list[ParsedEvent] = field(default_factory=list)
     deviations: list[Deviation] = field(default_factory=list)
     comments: int = 0
+    redirects: list[str] = field(default_factory=list)
 
     @property
     def streamed(self) -> bool:

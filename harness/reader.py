@@ -77,7 +77,7 @@ async def read_into(
                     request.url,
                     data=request.body,
                     headers=list(request.headers),
-                    allow_redirects=False,
+                    allow_redirects=True,  # fetch in Vapi's client follows redirects too
                 )
         except TimeoutError:
             raise _Stop(Outcome.HEADERS_TIMEOUT, f"No response headers within {first_delta_s:g} s") from None
@@ -88,6 +88,7 @@ async def read_into(
         exchange.t_headers = time.perf_counter()
         exchange.status = response.status
         exchange.reason = response.reason
+        exchange.redirects = [str(r.url) for r in response.history]
         exchange.headers = {k.lower(): v for k, v in response.headers.items()}
         content = response.content
         while True:

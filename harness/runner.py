@@ -25,6 +25,10 @@ from harness.suite import Probe
 
 __all__ = ["RunSettings", "Runner"]
 
+# After this many hung requests in a row the endpoint is not answering: stop rather than wait out every probe.
+_MAX_HUNG_IN_A_ROW = 3
+_HUNG = frozenset({Outcome.HEADERS_TIMEOUT, Outcome.FIRST_DELTA_TIMEOUT, Outcome.IDLE_TIMEOUT, Outcome.DEADLINE})
+
 
 @dataclass(frozen=True)
 class RunSettings:
@@ -48,7 +52,7 @@ class Runner:
         """Yield `RunStarted`, then per probe `ProbeStarted` and `ExchangeFinished`, then `RunFinished`."""
         yield RunStarted(self.run.info)
         total = len(self.probes) * self.settings.repeat
-        index = 0
+        index = hung = 0
         async with new_session() as session:
             for repeat in range(1, self.settings.repeat + 1):
                 for probe in self.probes:
@@ -63,8 +67,14 @@ class Runner:
                         result = self._judge(probe, repeat, exchange)
                         self.run.results.append(result)
                     yield ExchangeFinished(result)
+                    hung = hung + 1 if exchange.outcome in _HUNG else 0
                     if exchange.outcome is Outcome.CONNECT_ERROR:
                         self.run.stopped_early = exchange.error
+                    elif hung >= _MAX_HUNG_IN_A_ROW:
+                        self.run.stopped_early = (
+                            f"{hung} requests in a row hung ({exchange.error}); the remaining probes were not sent"
+                        )
+                    if self.run.stopped_early:
                         break
                 if self.run.stopped_early:
                     break

@@ -71,6 +71,13 @@ def content_type_is_event_stream(ctx: CheckContext, exchange: Exchange) -> None:
 
 
 @check(Severity.WARNING, on=(Expect.TURN,), needs_success=False)
+def no_redirect(ctx: CheckContext, exchange: Exchange) -> None:
+    """The endpoint answers at its URL without redirecting (a redirect costs a round trip on every turn)."""
+    if exchange.redirects:
+        raise CheckFailed("The request was redirected", " -> ".join([*exchange.redirects, "final response"]))
+
+
+@check(Severity.WARNING, on=(Expect.TURN,), needs_success=False)
 def model_url_is_base_url(ctx: CheckContext, exchange: Exchange) -> None:
     """`model.url` is a base URL; Vapi appends `/chat/completions` to it."""
     url = exchange.request.url

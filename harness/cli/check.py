@@ -85,7 +85,7 @@ OPTIONS = [
     Option("--timeout-s", "model.timeoutSeconds: first content or tool call must arrive within it", default=20.0, type=positive_float),
     Option("--deadline-s", "Hard bound on one request, start to end", default=30.0, type=positive_float),
     Option("--close-grace-s", "How long the body may stay open after the last chunk", default=2.0, type=positive_float),
-    Option("--max-run-s", "Hard bound on the whole run; reports are still written", default=900.0, type=positive_float),
+    Option("--max-run-s", "Hard bound on the whole run; reports are still written", default=300.0, type=positive_float),
     Option("--repeat", "Run the suite N times (percentiles over all runs)", default=1, type=positive_int, metavar="N"),
     Option("--strict", "Warnings fail the run too", default=False, flag_only=True),
     Option("--max-stall-ms", "Budget for the longest gap between content events", default=1000.0, type=positive_float),
@@ -116,6 +116,13 @@ class _Config:
 
     def __getattr__(self, name: str) -> Any:
         return self.values[name]
+
+
+def _stdout_console() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 120)
+    return console
 
 
 @contextmanager
@@ -169,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     out_dir = config.report_dir / run_id
     writers: list[Any] = [
-        TerminalReport(Console(highlight=False), Console(stderr=True, quiet=config.quiet), redactor),
+        TerminalReport(_stdout_console(), Console(stderr=True, quiet=config.quiet), redactor),
         JsonReport(out_dir / "report.json", redactor),
         JUnitReport(out_dir / "junit.xml", redactor),
     ]

@@ -73,6 +73,7 @@ def _exchange(result: ExchangeResult, redactor: Redactor) -> dict[str, Any]:
             "bytes": exchange.body_bytes,
             "events": len(exchange.events),
             "comments": exchange.comments,
+            "redirects": [redactor.text(u) for u in exchange.redirects],
             "text": redactor.text(exchange.text),
             "body_excerpt": redactor.text(exchange.body_excerpt(_BODY_LIMIT)),
         },
