@@ -8,10 +8,10 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from harness.protocol import Deviation, SSEEvent, delta_content, delta_tool_calls
+from harness.protocol import Deviation, SSEDecoder, SSEEvent, delta_content, delta_tool_calls
 from mock_vapi import VapiRequest
 
-__all__ = ["INVALID_JSON", "Exchange", "Outcome", "ParsedEvent"]
+__all__ = ["INVALID_JSON", "Exchange", "Outcome", "ParsedEvent", "Recorder"]
 
 
 class Outcome(StrEnum):
@@ -132,3 +132,49 @@ class Exchange:
         """The start of the body as text, for messages."""
         text = self.body[:limit].decode("utf-8", errors="replace")
         return text + ("…" if len(self.body) > limit else "")
+
+
+def _finishes(payload: Any) -> bool:
+    if not isinstance(payload, dict):
+        return False
+    choices = payload.get("choices")
+    return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+
+
+class Recorder:
+    """Feeds a reply's bytes into an `Exchange`: the sans-IO half of the stream reader, shared by every transport."""
+
+    def __init__(self, exchange: Exchange, max_event_bytes: int = 1024 * 1024) -> None:
+        self.exchange = exchange
+        self.finished_at: float | None = None  # when [DONE] or a finish_reason arrived
+        self.first_delta_at: float | None = None
+        self._decoder = SSEDecoder(max_event_bytes)
+        self._body = bytearray()
+
+    def feed(self, data: bytes, t: float) -> list[ParsedEvent]:
+        """Record `data`, received at `t`; return the events it completed."""
+        exchange = self.exchange
+        exchange.byte_chunks.append((t, len(data)))
+        exchange.body_bytes += len(data)
+        self._body += data
+        events = [ParsedEvent.parse(sse) for sse in self._decoder.feed(data, t)]
+        for event in events:
+            exchange.events.append(event)
+            if self.finished_at is None and (event.sse.is_done or _finishes(event.payload)):
+                self.finished_at = t
+            if self.first_delta_at is None and event.has_delta:
+                self.first_delta_at = t
+        return events
+
+    def end_of_body(self, t: float) -> None:
+        """The body ended at `t`: an unterminated last event is recorded as such."""
+        self.exchange.events.extend(ParsedEvent.parse(sse) for sse in self._decoder.close(t))
+
+    def finish(self, t: float) -> Exchange:
+        """Stop recording at `t` (whatever the outcome) and fill in the body and deviations."""
+        exchange = self.exchange
+        exchange.t_end = t
+        exchange.body = bytes(self._body)
+        exchange.deviations = self._decoder.deviations
+        exchange.comments = self._decoder.comments
+        return exchange

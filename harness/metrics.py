@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -68,7 +69,7 @@ def longest_content_gap(exchange: Exchange) -> tuple[float, int] | None:
     events = exchange.content_events
     if len(events) < 2:
         return None
-    gap_s, after = max((b.sse.t - a.sse.t, a.sse.index) for a, b in zip(events, events[1:], strict=False))
+    gap_s, after = max((b.sse.t - a.sse.t, a.sse.index) for a, b in itertools.pairwise(events))
     return gap_s * 1000.0, after
 
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from harness.exchange import Exchange, Outcome, ParsedEvent
-from harness.protocol import SSEDecoder
+from harness.exchange import Exchange, Outcome, Recorder
 
 __all__ = ["ReadLimits", "new_session", "read_into"]
 
@@ -64,11 +63,8 @@ async def read_into(
     t0 = exchange.t_start = time.perf_counter()
     deadline = t0 + limits.deadline_s
     first_delta_by = t0 + first_delta_s
-    decoder = SSEDecoder(limits.max_event_bytes)
-    body = bytearray()
+    recorder = Recorder(exchange, limits.max_event_bytes)
     response: aiohttp.ClientResponse | None = None
-    finished_at: float | None = None  # when [DONE] or a finish_reason arrived
-    seen_delta = False
     try:
         try:
             async with asyncio.timeout(min(deadline, first_delta_by) - t0):
@@ -82,7 +78,9 @@ async def read_into(
         except TimeoutError:
             raise _Stop(Outcome.HEADERS_TIMEOUT, f"No response headers within {first_delta_s:g} s") from None
         except aiohttp.ClientConnectorError as exc:
-            raise _Stop(Outcome.CONNECT_ERROR, f"Cannot reach {request.url}: {_reason(exc)}. Is the server running?")
+            raise _Stop(
+                Outcome.CONNECT_ERROR, f"Cannot reach {request.url}: {_reason(exc)}. Is the server running?"
+            ) from None
         except aiohttp.ClientError as exc:
             raise _Stop(Outcome.BROKEN, f"The request to {request.url} failed: {_reason(exc)}") from None
         exchange.t_headers = time.perf_counter()
@@ -97,14 +95,18 @@ async def read_into(
                 (deadline, Outcome.DEADLINE, f"The reply did not end within the {limits.deadline_s:g} s deadline"),
                 (now + idle_s, Outcome.IDLE_TIMEOUT, f"No bytes arrived for {idle_s:g} s; the stream stalled"),
             ]
-            if request.stream and not seen_delta:
-                bounds.append(
-                    (first_delta_by, Outcome.FIRST_DELTA_TIMEOUT, f"No content or tool-call delta within {first_delta_s:g} s")
-                )
-            if finished_at is not None:
+            if request.stream and recorder.first_delta_at is None:
                 bounds.append(
                     (
-                        finished_at + limits.close_grace_s,
+                        first_delta_by,
+                        Outcome.FIRST_DELTA_TIMEOUT,
+                        f"No content or tool-call delta within {first_delta_s:g} s",
+                    )
+                )
+            if recorder.finished_at is not None:
+                bounds.append(
+                    (
+                        recorder.finished_at + limits.close_grace_s,
                         Outcome.CLOSE_TIMEOUT,
                         f"The stream finished but the body did not end within {limits.close_grace_s:g} s",
                     )
@@ -119,23 +121,13 @@ async def read_into(
                 raise _Stop(Outcome.BROKEN, f"The connection broke mid-body: {_reason(exc)}") from None
             t = time.perf_counter()
             if not data:
-                for sse in decoder.close(t):
-                    exchange.events.append(ParsedEvent.parse(sse))
+                recorder.end_of_body(t)
                 break
-            exchange.byte_chunks.append((t, len(data)))
-            exchange.body_bytes += len(data)
+            recorder.feed(data, t)
             if exchange.body_bytes > limits.max_body_bytes:
                 raise _Stop(Outcome.TOO_LARGE, f"The body exceeded {limits.max_body_bytes} bytes")
-            body += data
-            for sse in decoder.feed(data, t):
-                event = ParsedEvent.parse(sse)
-                exchange.events.append(event)
-                if sse.is_done or _finishes(event.payload):
-                    finished_at = finished_at or t
-                if event.has_delta:
-                    seen_delta = True
-                    if abort_after_content:
-                        raise _Stop(Outcome.ABORTED, "Closed by the client mid-stream (barge-in)")
+            if abort_after_content and recorder.first_delta_at is not None:
+                raise _Stop(Outcome.ABORTED, "Closed by the client mid-stream (barge-in)")
     except _Stop as stop:
         exchange.outcome = stop.outcome
         exchange.error = str(stop)
@@ -144,23 +136,13 @@ async def read_into(
         exchange.error = "The run was interrupted"
         raise
     finally:
-        exchange.t_end = time.perf_counter()
-        exchange.body = bytes(body)
-        exchange.deviations = decoder.deviations
-        exchange.comments = decoder.comments
+        recorder.finish(time.perf_counter())
         if response is not None:
             if exchange.outcome is Outcome.COMPLETE:
                 response.release()
             else:
                 response.close()
     return exchange
-
-
-def _finishes(payload: object) -> bool:
-    if not isinstance(payload, dict):
-        return False
-    choices = payload.get("choices")
-    return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
 
 
 def _reason(exc: BaseException) -> str:

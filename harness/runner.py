@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from harness.checks import CheckContext, Thresholds, run_checks
@@ -35,8 +35,8 @@ class RunSettings:
     """How to run: repeats, bounds, budgets and checks switched off."""
 
     repeat: int = 1
-    limits: ReadLimits = ReadLimits()
-    thresholds: Thresholds = Thresholds()
+    limits: ReadLimits = field(default_factory=ReadLimits)
+    thresholds: Thresholds = field(default_factory=Thresholds)
     disabled_checks: frozenset[str] = frozenset()
 
 

@@ -20,7 +20,13 @@ class ServerThread:
     """A uvicorn server in its own thread and event loop, so it never shares a loop with the client it serves."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off", access_log=False,
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            lifespan="off",
+            access_log=False,
             timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)

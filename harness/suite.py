@@ -68,8 +68,12 @@ def default_probes(target: Target) -> list[Probe]:
     ask = _history("What time do you open tomorrow?")
     weather = _history("What's the weather like in Paris right now?")
     tool_model = model.with_(tools=(*model.tools, WEATHER_TOOL))
-    call = {"id": "call_weather_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}}
-    after_tool = [
+    call = {
+        "id": "call_weather_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'},
+    }
+    after_tool: list[dict[str, object]] = [
         *weather,
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "call_weather_1", "content": "Sunny, 21 degrees Celsius."},
@@ -104,13 +108,30 @@ def default_probes(target: Target) -> list[Probe]:
         )
     )
     probes.append(
-        Probe("malformed_body", "A truncated JSON body (expects a 4xx JSON error)", turn(ask).with_body(_MALFORMED_BODY), Expect.MALFORMED)
+        Probe(
+            "malformed_body",
+            "A truncated JSON body (expects a 4xx JSON error)",
+            turn(ask).with_body(_MALFORMED_BODY),
+            Expect.MALFORMED,
+        )
     )
     if key:
         probes.append(
-            Probe("wrong_api_key", "A wrong API key (expects 401/403)", turn(ask).with_headers(authorization="Bearer wrong-key-0000"), Expect.AUTH)
+            Probe(
+                "wrong_api_key",
+                "A wrong API key (expects 401/403)",
+                turn(ask).with_headers(authorization="Bearer wrong-key-0000"),
+                Expect.AUTH,
+            )
         )
-        probes.append(Probe("missing_api_key", "No Authorization header (expects 401/403)", turn(ask).with_headers(authorization=None), Expect.AUTH))
+        probes.append(
+            Probe(
+                "missing_api_key",
+                "No Authorization header (expects 401/403)",
+                turn(ask).with_headers(authorization=None),
+                Expect.AUTH,
+            )
+        )
     probes.append(
         Probe(
             "barge_in",
@@ -121,6 +142,10 @@ def default_probes(target: Target) -> list[Probe]:
         )
     )
     probes.append(
-        Probe("after_barge_in", "The re-POSTed turn after a barge-in must succeed", turn(_history("What time do you open tomorrow, and on Saturday?")))
+        Probe(
+            "after_barge_in",
+            "The re-POSTed turn after a barge-in must succeed",
+            turn(_history("What time do you open tomorrow, and on Saturday?")),
+        )
     )
     return probes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from harness.exchange import Exchange
@@ -62,7 +62,7 @@ class CheckContext:
 
     probe: str
     expect: Expect
-    thresholds: Thresholds = Thresholds()
+    thresholds: Thresholds = field(default_factory=Thresholds)
 
 
 class CheckFailed(Exception):
@@ -158,7 +158,9 @@ def run_checks(ctx: CheckContext, exchange: Exchange, disabled: frozenset[str] =
             continue
         except Exception as exc:  # a bug in a check must not lose the run
             findings.append(
-                Finding(item.id, item.severity, Status.FAILED, "The check itself crashed", f"{type(exc).__name__}: {exc}")
+                Finding(
+                    item.id, item.severity, Status.FAILED, "The check itself crashed", f"{type(exc).__name__}: {exc}"
+                )
             )
         else:
             findings.append(Finding(item.id, item.severity, Status.PASSED))

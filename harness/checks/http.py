@@ -42,5 +42,6 @@ def error_has_envelope(ctx: CheckContext, exchange: Exchange) -> None:
     errors = ["the body is not JSON"] if body is INVALID_JSON else schema_errors("error_envelope", body)
     if errors:
         raise CheckFailed(
-            f"HTTP {exchange.status} without the OpenAI error envelope", f"{'; '.join(errors)}: {exchange.body_excerpt(200)}"
+            f"HTTP {exchange.status} without the OpenAI error envelope",
+            f"{'; '.join(errors)}: {exchange.body_excerpt(200)}",
         )

@@ -56,7 +56,7 @@ def events_are_terminated(ctx: CheckContext, exchange: Exchange) -> None:
 
 @check(Severity.ERROR, on=TURN, streamed=True)
 def first_delta_within_timeout(ctx: CheckContext, exchange: Exchange) -> None:
-    """Content or a tool call starts within the model's `timeoutSeconds`, else `pipeline-error-custom-llm-llm-failed`."""
+    """Content or a tool call starts within `timeoutSeconds`, else `pipeline-error-custom-llm-llm-failed`."""
     timeout_s = exchange.request.timeout_s
     if exchange.outcome is Outcome.FIRST_DELTA_TIMEOUT:
         raise CheckFailed(f"No content or tool call within {timeout_s:g} s", exchange.error or "")

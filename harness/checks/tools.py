@@ -28,7 +28,9 @@ def tool_calls_are_valid(ctx: CheckContext, exchange: Exchange) -> None:
     """A non-streamed tool call has `id`, `function.name` and JSON `arguments` as a string."""
     body = exchange.body_json
     choices = body.get("choices") if body is not INVALID_JSON and isinstance(body, dict) else None
-    message = choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    message = (
+        choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    )
     calls = message.get("tool_calls") if isinstance(message, dict) else None
     if not calls:
         not_applicable()

@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except HarnessError as exc:
-        print(f"vapi-harness: error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"vapi-harness: error: {exc}\n")
         return 2
     return code
 

@@ -72,8 +72,12 @@ def check_id(text: str) -> str:
 
 
 OPTIONS = [
-    Option("--url", "Base URL of the custom LLM, as set in model.url; without it, the built-in endpoint", metavar="URL"),
-    Option("--api-key", "Key Vapi sends as 'Authorization: Bearer KEY' (prefer the environment variable)", metavar="KEY"),
+    Option(
+        "--url", "Base URL of the custom LLM, as set in model.url; without it, the built-in endpoint", metavar="URL"
+    ),
+    Option(
+        "--api-key", "Key Vapi sends as 'Authorization: Bearer KEY' (prefer the environment variable)", metavar="KEY"
+    ),
     Option("--model", "model.model sent in every request", default="vapi-harness-probe", metavar="NAME"),
     Option(
         "--metadata-send-mode",
@@ -81,8 +85,19 @@ OPTIONS = [
         default="variable",
         choices=[m.value for m in MetadataSendMode],
     ),
-    Option("--header", "Extra model.headers entry; repeatable (env: one per line)", type=header, repeatable=True, metavar="NAME:VALUE"),
-    Option("--timeout-s", "model.timeoutSeconds: first content or tool call must arrive within it", default=20.0, type=positive_float),
+    Option(
+        "--header",
+        "Extra model.headers entry; repeatable (env: one per line)",
+        type=header,
+        repeatable=True,
+        metavar="NAME:VALUE",
+    ),
+    Option(
+        "--timeout-s",
+        "model.timeoutSeconds: first content or tool call must arrive within it",
+        default=20.0,
+        type=positive_float,
+    ),
     Option("--deadline-s", "Hard bound on one request, start to end", default=30.0, type=positive_float),
     Option("--close-grace-s", "How long the body may stay open after the last chunk", default=2.0, type=positive_float),
     Option("--max-run-s", "Hard bound on the whole run; reports are still written", default=300.0, type=positive_float),
@@ -211,9 +226,9 @@ def run(args: argparse.Namespace) -> int:
             result = asyncio.run(_drive(runner, writers, config.max_run_s))
         except KeyboardInterrupt:
             # asyncio.run re-raises Ctrl-C after _drive has written the reports.
-            print(f"Interrupted. Partial reports are in {out_dir}", file=sys.stderr)
+            sys.stderr.write(f"Interrupted. Partial reports are in {out_dir}\n")
             return 130
-    print(f"Reports: {out_dir}", file=sys.stderr)
+    sys.stderr.write(f"Reports: {out_dir}\n")
     return 0 if result.passed else 1
 
 

@@ -62,10 +62,32 @@ OPTIONS = [
     Option("--ttft-ms", "Delay before the first chunk", default=20.0, type=_millis),
     Option("--chunk-delay-ms", "Delay between chunks", default=10.0, type=_millis),
     Option("--reply", "Reply text, streamed word by word", default=DEFAULT_REPLY, metavar="TEXT"),
-    Option("--tool-mode", "auto: call the first tool when the last message is from the user", default="auto", choices=["auto", "always", "never"]),
-    Option("--tool-arguments", "Arguments of tool calls, as a JSON object (default: made from the schema)", type=_arguments, metavar="JSON"),
-    Option("--fault", "Break one rule; repeatable (see --list-faults)", type=_member(FAULTS, "fault"), repeatable=True, metavar="NAME"),
-    Option("--quirk", "Unusual but correct framing; repeatable (see --list-faults)", type=_member(QUIRKS, "quirk"), repeatable=True, metavar="NAME"),
+    Option(
+        "--tool-mode",
+        "auto: call the first tool when the last message is from the user",
+        default="auto",
+        choices=["auto", "always", "never"],
+    ),
+    Option(
+        "--tool-arguments",
+        "Arguments of tool calls, as a JSON object (default: made from the schema)",
+        type=_arguments,
+        metavar="JSON",
+    ),
+    Option(
+        "--fault",
+        "Break one rule; repeatable (see --list-faults)",
+        type=_member(FAULTS, "fault"),
+        repeatable=True,
+        metavar="NAME",
+    ),
+    Option(
+        "--quirk",
+        "Unusual but correct framing; repeatable (see --list-faults)",
+        type=_member(QUIRKS, "quirk"),
+        repeatable=True,
+        metavar="NAME",
+    ),
     Option("--api-key", "Require 'Authorization: Bearer KEY'", metavar="KEY"),
     Option("--model", "model name in replies (default: echo the request's)", metavar="NAME"),
 ]
@@ -88,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     if args.list_faults:
         for name, text in FAULTS.items():
-            print(f"fault  {name:<22} {text}")
+            sys.stdout.write(f"fault  {name:<22} {text}\n")
         for name, text in QUIRKS.items():
-            print(f"quirk  {name:<22} {text}")
+            sys.stdout.write(f"quirk  {name:<22} {text}\n")
         return 0
     values = resolve(args, OPTIONS, ENV_PREFIX)
     if values["host"] not in ("127.0.0.1", "localhost", "::1"):
@@ -108,6 +130,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if not config.reply.strip():
         raise ConfigError("--reply: must not be empty")
-    print(f"fake LLM: base URL http://{values['host']}:{values['port']}/v1", file=sys.stderr)
+    sys.stderr.write(f"fake LLM: base URL http://{values['host']}:{values['port']}/v1\n")
     uvicorn.run(create_app(config), host=values["host"], port=values["port"], log_level="info", access_log=False)
     return 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 
-__all__ = ["Option", "add_options", "resolve", "parse_bool"]
+__all__ = ["Option", "add_options", "parse_bool", "resolve"]
 
 
 def parse_bool(text: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.protocol import chunk, completion, encode_comment, encode_event
 
-__all__ = ["FAULTS", "QUIRKS", "DEFAULT_REPLY", "FakeLLMConfig", "Frame", "plan_reply", "plan_completion"]
+__all__ = ["DEFAULT_REPLY", "FAULTS", "QUIRKS", "FakeLLMConfig", "Frame", "plan_completion", "plan_reply"]
 
 DEFAULT_REPLY = (
     "Sure! Our office opens at nine in the morning tomorrow, and we close at five in the afternoon. "

@@ -164,7 +164,9 @@ class ToolCallAssembler:
             try:
                 call.parsed_arguments()
             except ValueError as exc:
-                problems.append(f"tool call {call.index} ({call.name}): arguments {call.arguments!r} are not JSON: {exc}")
+                problems.append(
+                    f"tool call {call.index} ({call.name}): arguments {call.arguments!r} are not JSON: {exc}"
+                )
         return problems
 
 

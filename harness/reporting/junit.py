@@ -16,7 +16,7 @@ def _suite_name(result: ExchangeResult, repeats: int) -> str:
     return result.probe.name if repeats == 1 else f"{result.probe.name}[{result.repeat}]"
 
 
-def junit_tree(run: RunResult, redactor: Redactor) -> ET.ElementTree[ET.Element]:
+def junit_tree(run: RunResult, redactor: Redactor) -> ET.Element:
     """The JUnit document; failed warnings are failures only in strict runs, else noted in system-out."""
     root = ET.Element("testsuites", name="vapi-harness")
     totals = {"tests": 0, "failures": 0}
@@ -57,9 +57,8 @@ def junit_tree(run: RunResult, redactor: Redactor) -> ET.ElementTree[ET.Element]
     root.set("tests", str(totals["tests"]))
     root.set("failures", str(totals["failures"]))
     root.set("errors", "0")
-    tree = ET.ElementTree(root)
-    ET.indent(tree)
-    return tree
+    ET.indent(root)
+    return root
 
 
 class JUnitReport:
@@ -73,7 +72,7 @@ class JUnitReport:
         """Write on `RunFinished`."""
         if isinstance(event, RunFinished):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            junit_tree(event.run, self.redactor).write(self.path, encoding="utf-8", xml_declaration=True)
+            ET.ElementTree(junit_tree(event.run, self.redactor)).write(self.path, encoding="utf-8", xml_declaration=True)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -92,7 +92,9 @@ class TerminalReport:
         if isinstance(event, RunStarted):
             info = event.info
             where = f"{info.url} (built-in endpoint)" if info.builtin else info.url
-            self.err.print(f"vapi-harness: checking {self.redactor.text(where)}, {len(info.probes)} probes", highlight=False)
+            self.err.print(
+                f"vapi-harness: checking {self.redactor.text(where)}, {len(info.probes)} probes", highlight=False
+            )
         elif isinstance(event, ExchangeFinished):
             self._progress(event)
         elif isinstance(event, RunFinished):
