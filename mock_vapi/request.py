@@ -222,10 +222,11 @@ def openai_tools(tools: Sequence[Mapping[str, Any]], where: str = "model.tools")
         elif kind == "endCall":
             result.append({"type": "function", "function": dict(_END_CALL)})
         elif kind == "transferCall":
-            numbers = [d.get("number") for d in tool.get("destinations", []) if isinstance(d, Mapping)]
+            destinations = tool.get("destinations", [])
+            numbers = [d["number"] for d in destinations if isinstance(d, Mapping) and d.get("number")]
             destination: dict[str, Any] = {"type": "string", "description": "The destination to transfer the call to."}
             if numbers:
-                destination["enum"] = [n for n in numbers if n]
+                destination["enum"] = numbers
             result.append(
                 {
                     "type": "function",

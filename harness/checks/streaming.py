@@ -121,8 +121,8 @@ def events_within_size_limit(ctx: CheckContext, exchange: Exchange) -> None:
 
 @check(Severity.WARNING, on=TURN, streamed=True)
 def stream_is_incremental(ctx: CheckContext, exchange: Exchange) -> None:
-    """Content arrives as it is generated, not buffered and sent at once (fake streaming delays speech)."""
-    events = exchange.content_events
+    """Text arrives as it is generated, not buffered and sent at once (fake streaming delays speech)."""
+    events = [e for e in exchange.content_events if e.content.strip()]
     if len(events) < 3:
         return
     spread_ms = (events[-1].sse.t - events[0].sse.t) * 1000

@@ -88,6 +88,8 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes, t: float) -> list[SSEEvent]:
         """Decode `chunk`, received at monotonic time `t`; return the events it completed."""
+        if not chunk:
+            return []
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._skip_lf = False
@@ -126,7 +128,7 @@ class SSEDecoder:
             if event is not None:
                 events.append(event)
         pending = self._pending
-        if pending.data or pending.event is not None:
+        if pending.data or pending.event:
             event = self._dispatch(t, terminated=False)
             self.deviations.append(
                 Deviation(
@@ -142,7 +144,8 @@ class SSEDecoder:
 
     def _line(self, raw: bytes, t: float) -> SSEEvent | None:
         if not raw:
-            if not self._pending.data and self._pending.event is None:
+            if not self._pending.data and not self._pending.event:
+                self._pending = _Pending()  # also ends an oversize event that was dropped
                 return None
             return self._dispatch(t, terminated=True)
         try:

@@ -72,7 +72,8 @@ class JUnitReport:
         """Write on `RunFinished`."""
         if isinstance(event, RunFinished):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            ET.ElementTree(junit_tree(event.run, self.redactor)).write(self.path, encoding="utf-8", xml_declaration=True)
+            tree = ET.ElementTree(junit_tree(event.run, self.redactor))
+            tree.write(self.path, encoding="utf-8", xml_declaration=True)
 
     def close(self) -> None:
         """Nothing to release."""

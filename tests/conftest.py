@@ -1,0 +1,88 @@
+"""Shared fixtures: real servers on loopback and a way to run the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+from harness.fake_llm import FakeLLMConfig, create_app
+from harness.servers import ServerThread
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], ServerThread]]:
+    """Start any ASGI app on a free loopback port; all are stopped at teardown."""
+    started: list[ServerThread] = []
+
+    def start(app: Any) -> ServerThread:
+        server = ServerThread(app).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def fake_llm(serve: Callable[[Any], ServerThread]) -> Callable[..., ServerThread]:
+    """Start a fake LLM: `fake_llm(faults={"no-done"}, ttft_ms=5)`; fast by default."""
+
+    def start(**overrides: Any) -> ServerThread:
+        overrides.setdefault("ttft_ms", 2.0)
+        overrides.setdefault("chunk_delay_ms", 2.0)
+        for key in ("faults", "quirks"):
+            overrides[key] = frozenset(overrides.get(key, ()))
+        return serve(create_app(FakeLLMConfig(**overrides)))
+
+    return start
+
+
+@dataclass
+class CliRun:
+    """The outcome of one CLI invocation."""
+
+    code: int
+    out: str
+    err: str
+    report: dict[str, Any] | None
+
+    def check(self, check_id: str) -> dict[str, Any]:
+        """The summary entry of one check in the JSON report."""
+        assert self.report is not None
+        return next(c for c in self.report["checks"] if c["id"] == check_id)
+
+    def failed(self, severity: str | None = None) -> set[str]:
+        """Ids of failed checks (of one severity)."""
+        assert self.report is not None
+        return {
+            c["id"]
+            for c in self.report["checks"]
+            if c["status"] == "failed" and (severity is None or c["severity"] == severity)
+        }
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
+    """Run `vapi-harness` in-process; reads back `--json` when the command is `check`."""
+
+    def run(*args: str) -> CliRun:
+        argv = list(args)
+        report_path = tmp_path / f"report-{len(list(tmp_path.glob('report-*.json')))}.json"
+        if argv and argv[0] == "check":
+            argv += ["--json", str(report_path), "--report-dir", str(tmp_path / "reports"), "--quiet"]
+        code = main(argv)
+        captured = capsys.readouterr()
+        report = json.loads(report_path.read_text()) if report_path.exists() else None
+        return CliRun(code, captured.out, captured.err, report)
+
+    return run
+
+
+FAST_LIMITS = ("--timeout-s", "2", "--deadline-s", "4", "--close-grace-s", "0.5")

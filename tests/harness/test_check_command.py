@@ -1,0 +1,244 @@
+"""`vapi-harness check` end to end: real fake-LLM servers on loopback, each breaking one rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from harness.fake_llm import FAULTS
+from harness.reporting import validate_document
+from harness.servers import ServerThread
+
+pytestmark = pytest.mark.slow
+
+FAST = ("--timeout-s", "2", "--deadline-s", "4", "--close-grace-s", "0.5")
+KEY = "sk-test-0123456789abcdef"
+
+# fault -> the error-level check that must fail (and make `check` exit 1)
+ERROR_FAULTS = {
+    "status-500": "status_is_success",
+    "reject-extra-fields": "status_is_success",
+    "json-body": "stream_is_sse",
+    "invalid-json": "sse_data_is_json",
+    "no-choices": "chunks_have_choices",
+    "error-chunk": "chunk_has_no_error",
+    "no-content": "first_delta_within_timeout",
+    "tool-no-index": "tool_calls_assemble",
+    "tool-no-id": "tool_calls_assemble",
+    "tool-bad-arguments": "tool_calls_assemble",
+    "never-close": "response_ends_after_last_chunk",
+    "drop-mid-stream": "body_is_complete",
+    "unterminated-event": "last_event_terminated",
+    "no-message": "message_in_reply",
+    "malformed-500": "malformed_request_rejected",
+    "hang": "headers_within_timeout",
+}
+# fault -> the warning-level check that must fail (exit 0, or 1 with --strict)
+WARNING_FAULTS = {
+    "no-done": "stream_ends_with_done",
+    "no-finish-reason": "finish_reason_is_valid",
+    "bad-finish-reason": "finish_reason_is_valid",
+    "wrong-content-type": "content_type_is_event_stream",
+    "event-lines": "no_event_field",
+    "no-role": "first_delta_has_role",
+    "inconsistent-id": "chunk_fields_consistent",
+    "missing-fields": "chunk_fields_present",
+    "buffered": "stream_is_incremental",
+    "stall": "no_long_stall",
+    "slow-first-sentence": "first_sentence_within_budget",
+    "no-usage": "usage_when_requested",
+    "data-after-done": "nothing_after_done",
+    "invalid-utf8": "stream_is_utf8",
+    "created-string": "chunks_match_openai_schema",
+}
+AUTH_FAULTS = {"ignore-auth": "rejects_wrong_api_key", "no-envelope": "error_has_envelope"}
+
+
+def test_every_fault_is_covered() -> None:
+    assert set(FAULTS) == set(ERROR_FAULTS) | set(WARNING_FAULTS) | set(AUTH_FAULTS)
+
+
+def test_builtin_endpoint_passes_every_check(run_cli: Callable[..., Any]) -> None:
+    result = run_cli("check")
+    assert result.code == 0, result.out
+    assert result.failed() == set()
+    assert result.report["verdict"] == "passed"
+    assert result.report["target"]["builtin"] is True
+    assert validate_document(result.report) == []
+    assert "PASSED" in result.out
+    ran = {c["id"] for c in result.report["checks"] if c["status"] == "passed"}
+    assert {"tool_calls_assemble", "malformed_request_rejected", "message_in_reply"} <= ran
+
+
+def test_builtin_endpoint_with_key_runs_auth_probes(run_cli: Callable[..., Any]) -> None:
+    result = run_cli("check", "--api-key", KEY)
+    assert result.code == 0, result.out
+    assert result.check("rejects_wrong_api_key")["runs"] == 2
+    assert KEY not in result.out + result.err
+    assert KEY not in str(result.report)
+
+
+@pytest.mark.parametrize(("fault", "check_id"), ERROR_FAULTS.items(), ids=list(ERROR_FAULTS))
+def test_error_fault_fails_check(
+    fault: str, check_id: str, fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm(faults={fault})
+    result = run_cli("check", "--url", f"{server.url}/v1", *FAST)
+    assert result.code == 1, result.out
+    assert check_id in result.failed("error"), result.failed()
+    assert result.report["verdict"] == "failed"
+    assert validate_document(result.report) == []
+    failure = result.check(check_id)["failures"][0]
+    assert failure["title"] and failure["probe"]
+
+
+@pytest.mark.parametrize(("fault", "check_id"), WARNING_FAULTS.items(), ids=list(WARNING_FAULTS))
+def test_warning_fault_warns_and_fails_when_strict(
+    fault: str, check_id: str, fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm(faults={fault}, chunk_delay_ms=3.0)
+    result = run_cli("check", "--url", f"{server.url}/v1", *FAST)
+    assert result.code == 0, result.out
+    assert result.failed("error") == set()
+    assert check_id in result.failed("warning")
+    strict = run_cli("check", "--url", f"{server.url}/v1", "--strict", *FAST)
+    assert strict.code == 1
+    assert check_id in strict.failed("warning")
+
+
+@pytest.mark.parametrize(("fault", "check_id"), AUTH_FAULTS.items(), ids=list(AUTH_FAULTS))
+def test_auth_faults(
+    fault: str, check_id: str, fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm(faults={fault}, api_key=KEY)
+    result = run_cli("check", "--url", f"{server.url}/v1", "--api-key", KEY, *FAST)
+    assert check_id in result.failed()
+    assert result.code == (1 if check_id == "rejects_wrong_api_key" else 0)
+
+
+@pytest.mark.parametrize("quirk", ["crlf", "no-space", "keepalive", "usage-chunk"])
+def test_unusual_but_correct_streams_pass(
+    quirk: str, fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm(quirks={quirk})
+    result = run_cli("check", "--url", f"{server.url}/v1", "--strict", *FAST)
+    assert result.code == 0, result.out
+    assert result.failed() == set()
+
+
+def test_all_quirks_together_pass(fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]) -> None:
+    server = fake_llm(quirks={"crlf", "no-space", "keepalive", "usage-chunk"})
+    result = run_cli("check", "--url", f"{server.url}/v1", "--strict", *FAST)
+    assert result.code == 0, result.out
+
+
+def test_extra_fields_rejection_explains_metadata_send_mode(
+    fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm(faults={"reject-extra-fields"})
+    result = run_cli("check", "--url", f"{server.url}/v1", *FAST)
+    failures = {f["probe"]: f for f in result.check("status_is_success")["failures"]}
+    assert "metadata_off" not in failures
+    assert "metadataSendMode" in failures["metadata_variable"]["detail"]
+    assert "metadata_destructured" in failures
+
+
+def test_unreachable_endpoint_is_a_finding_not_a_crash(run_cli: Callable[..., Any]) -> None:
+    result = run_cli("check", "--url", "http://127.0.0.1:9/v1", *FAST)
+    assert result.code == 1
+    assert result.failed() == {"endpoint_reachable"}
+    assert "connection refused" in result.check("endpoint_reachable")["failures"][0]["detail"]
+    assert result.report["stopped_early"]
+    assert len(result.report["exchanges"]) == 1
+
+
+def test_hanging_endpoint_stops_early(fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]) -> None:
+    server = fake_llm(faults={"hang"})
+    result = run_cli("check", "--url", f"{server.url}/v1", "--timeout-s", "0.5", "--deadline-s", "1")
+    assert result.code == 1
+    assert len(result.report["exchanges"]) == 3
+    assert "hung" in result.report["stopped_early"]
+
+
+def test_slow_first_token_fails_timeout(fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]) -> None:
+    server = fake_llm(ttft_ms=1500)
+    result = run_cli("check", "--url", f"{server.url}/v1", "--timeout-s", "0.5", "--deadline-s", "3")
+    assert result.code == 1
+    assert "first_delta_within_timeout" in result.failed("error")
+
+
+def test_doubled_chat_completions_path_is_flagged(
+    fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm()
+    result = run_cli("check", "--url", f"{server.url}/v1/chat/completions", *FAST)
+    assert result.code == 1  # the doubled path is a 404 on the fake
+    assert "model_url_is_base_url" in result.failed("warning")
+    assert result.report["exchanges"][0]["request"]["url"].endswith("/v1/chat/completions/chat/completions")
+
+
+def test_repeat_reports_percentiles_over_all_runs(
+    fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm()
+    result = run_cli("check", "--url", f"{server.url}/v1", "--repeat", "3")
+    assert result.code == 0
+    probes = len(result.report["settings"]["probes"])
+    assert len(result.report["exchanges"]) == 3 * probes
+    ttft = result.report["latency"]["ttft_ms"]
+    complete = [e for e in result.report["exchanges"] if e["response"]["outcome"] == "complete"]
+    samples = sorted(e["metrics"]["ttft_ms"] for e in complete if e["metrics"]["ttft_ms"] is not None)
+    assert ttft["n"] == len(samples)
+    assert ttft["min"] == pytest.approx(samples[0], abs=0.001)
+    assert ttft["max"] == pytest.approx(samples[-1], abs=0.001)
+    assert ttft["p50"] <= ttft["p90"] <= ttft["p95"] <= ttft["p99"] <= ttft["max"]
+
+
+def test_disable_switches_a_check_off(fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]) -> None:
+    server = fake_llm(faults={"no-done"})
+    result = run_cli("check", "--url", f"{server.url}/v1", "--strict", "--disable", "stream_ends_with_done", *FAST)
+    assert result.code == 0
+    assert result.check("stream_ends_with_done")["status"] == "skipped"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--url", "ftp://x"], "is not an http(s) URL"),
+        (["--timeout-s", "abc"], "--timeout-s: 'abc' is not a number"),
+        (["--repeat", "0"], "--repeat: '0' must be at least 1"),
+        (["--header", "novalue"], "is not NAME:VALUE"),
+        (["--disable", "stream_done"], "Did you mean 'stream_ends_with_done'?"),
+    ],
+    ids=["url", "timeout", "repeat", "header", "unknown-check"],
+)
+def test_bad_input_exits_2_with_a_clear_message(args: list[str], message: str, run_cli: Callable[..., Any]) -> None:
+    result = run_cli("check", *args)
+    assert result.code == 2
+    assert message in result.err
+    assert "Traceback" not in result.err
+
+
+def test_options_come_from_the_environment(
+    fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = fake_llm(api_key=KEY)
+    monkeypatch.setenv("VAPI_HARNESS_URL", f"{server.url}/v1")
+    monkeypatch.setenv("VAPI_HARNESS_API_KEY", KEY)
+    monkeypatch.setenv("VAPI_HARNESS_MODEL", "from-env")
+    result = run_cli("check")
+    assert result.code == 0, result.out
+    assert result.report["target"]["url"] == f"{server.url}/v1"
+    assert result.report["target"]["model"] == "from-env"
+    assert result.check("rejects_wrong_api_key")["status"] == "passed"
+    flag = run_cli("check", "--model", "from-flag")
+    assert flag.report["target"]["model"] == "from-flag"
+
+
+def test_bad_environment_value_names_the_variable(run_cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAPI_HARNESS_TIMEOUT_S", "soon")
+    result = run_cli("check")
+    assert result.code == 2
+    assert "VAPI_HARNESS_TIMEOUT_S: 'soon' is not a number" in result.err
