@@ -1,0 +1,329 @@
+"""Every check against recorded byte streams: an ideal reply passes, each defect fails exactly where it should."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from harness.checks import REGISTRY, CheckContext, Expect, Severity, Status, Thresholds, run_checks
+from harness.exchange import Exchange, Outcome, Recorder
+from mock_vapi import CustomLLMModel, build_request
+
+MODEL = CustomLLMModel(url="http://127.0.0.1:9/v1", model="m", metadata_send_mode="off")  # type: ignore[arg-type]
+MESSAGES = [{"role": "user", "content": "hi"}]
+SSE = {"content-type": "text/event-stream"}
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+    body = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    body["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
+    body.update(extra)
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+ROLE = chunk({"role": "assistant", "content": ""})
+WORDS = [chunk({"content": w}) for w in ("We open ", "at nine tomorrow ", "morning, see you then. ", "Bye!")]
+STOP = chunk({}, "stop")
+DONE = b"data: [DONE]\n\n"
+IDEAL = [ROLE, *WORDS, STOP, DONE]
+TOOL_HEAD = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+
+
+def recorded(
+    frames: list[bytes],
+    *,
+    status: int | None = 200,
+    headers: dict[str, str] | None = None,
+    stream: bool = True,
+    outcome: Outcome = Outcome.COMPLETE,
+    gap_s: float = 0.05,
+    times: list[float] | None = None,
+    extra_body: dict[str, Any] | None = None,
+    url: str | None = None,
+    max_event_bytes: int = 1024 * 1024,
+) -> Exchange:
+    """An exchange as the reader would record it, from frames arriving `gap_s` apart (or at `times`)."""
+    model = MODEL if url is None else MODEL.with_(url=url)
+    request = build_request(model, MESSAGES, stream=stream, extra_body=extra_body)
+    exchange = Exchange(request, t_start=0.0)
+    exchange.status = status
+    exchange.headers = dict(SSE if headers is None else headers)
+    exchange.t_headers = 0.001 if status is not None else None
+    recorder = Recorder(exchange, max_event_bytes)
+    t = 0.0
+    for i, data in enumerate(frames):
+        t = times[i] if times else t + gap_s
+        recorder.feed(data, t)
+    if outcome is Outcome.COMPLETE:
+        recorder.end_of_body(t + 0.001)
+    recorder.finish(t + 0.001)
+    exchange.outcome = outcome
+    return exchange
+
+
+def findings(exchange: Exchange, expect: Expect = Expect.TURN) -> dict[str, Status]:
+    ctx = CheckContext("probe", expect, Thresholds())
+    return {f.check: f.status for f in run_checks(ctx, exchange)}
+
+
+def failed(exchange: Exchange, expect: Expect = Expect.TURN) -> set[str]:
+    return {k for k, v in findings(exchange, expect).items() if v is Status.FAILED}
+
+
+def test_ideal_stream_passes_every_applicable_check() -> None:
+    result = findings(recorded(IDEAL))
+    assert result
+    assert all(status is Status.PASSED for status in result.values()), result
+
+
+def test_ideal_completion_passes() -> None:
+    body = {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+    }
+    exchange = recorded([json.dumps(body).encode()], stream=False, headers={"content-type": "application/json"})
+    assert failed(exchange) == set()
+
+
+ERROR_CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    # id: (check that must fail, recorded() arguments)
+    "json-body": ("stream_is_sse", {"frames": [b'{"choices":[{"message":{"content":"hi"}}]}']}),
+    "empty-body": ("stream_is_sse", {"frames": []}),
+    "not-json": ("sse_data_is_json", {"frames": [ROLE, b"data: hello there\n\n", *WORDS, STOP, DONE]}),
+    "empty-data": ("sse_data_is_json", {"frames": [ROLE, b"data:\n\n", *WORDS, STOP, DONE]}),
+    "no-choices": ("chunks_have_choices", {"frames": [ROLE, b'data: {"function_call":{"name":"x"}}\n\n', *WORDS]}),
+    "null-choices": ("chunks_have_choices", {"frames": [ROLE, b'data: {"choices":null}\n\n', *WORDS, DONE]}),
+    "scalar-chunk": ("chunks_have_choices", {"frames": [ROLE, b"data: 42\n\n", *WORDS, DONE]}),
+    "error-chunk": ("chunk_has_no_error", {"frames": [ROLE, b'data: {"error":{"message":"boom"}}\n\n', DONE]}),
+    "event-error": ("no_error_event", {"frames": [ROLE, *WORDS, b'event: error\ndata: {"message":"x"}\n\n', DONE]}),
+    "no-content": ("first_delta_within_timeout", {"frames": [ROLE, STOP, DONE]}),
+    "whitespace-only": ("first_delta_within_timeout", {"frames": [ROLE, chunk({"content": "  \n"}), STOP, DONE]}),
+    "legacy-message-chunks": (
+        "first_delta_within_timeout",
+        {"frames": [b'data: {"choices":[{"index":0,"message":{"content":"hi"},"finish_reason":"function_call"}]}\n\n']},
+    ),
+    "timeout": ("first_delta_within_timeout", {"frames": [ROLE], "outcome": Outcome.FIRST_DELTA_TIMEOUT}),
+    "unterminated": ("last_event_terminated", {"frames": [ROLE, *WORDS[:2], WORDS[2].rstrip(b"\n")]}),
+    "tool-no-index": (
+        "tool_calls_assemble",
+        {"frames": [ROLE, chunk({"tool_calls": [{k: v for k, v in TOOL_HEAD.items() if k != "index"}]}), DONE]},
+    ),
+    "tool-no-name": (
+        "tool_calls_assemble",
+        {"frames": [ROLE, chunk({"tool_calls": [{**TOOL_HEAD, "function": {"arguments": "{}"}}]}), DONE]},
+    ),
+    "tool-bad-json": (
+        "tool_calls_assemble",
+        {
+            "frames": [
+                ROLE,
+                chunk({"tool_calls": [TOOL_HEAD]}),
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"location": "Par'}}]}),
+                chunk({}, "tool_calls"),
+                DONE,
+            ]
+        },
+    ),
+    "tool-object-arguments": (
+        "tool_calls_assemble",
+        {"frames": [ROLE, chunk({"tool_calls": [{**TOOL_HEAD, "function": {"name": "f", "arguments": {"a": 1}}}]})]},
+    ),
+    "status-500": (
+        "status_is_success",
+        {"frames": [b'{"error":{"message":"x","type":"server_error"}}'], "status": 500},
+    ),
+    "never-closes": ("response_ends_after_last_chunk", {"frames": IDEAL, "outcome": Outcome.CLOSE_TIMEOUT}),
+    "stalls": ("response_ends_after_last_chunk", {"frames": [ROLE, WORDS[0]], "outcome": Outcome.IDLE_TIMEOUT}),
+    "endless": ("response_ends_after_last_chunk", {"frames": [ROLE, *WORDS], "outcome": Outcome.DEADLINE}),
+    "broken": ("body_is_complete", {"frames": [ROLE, WORDS[0]], "outcome": Outcome.BROKEN}),
+    "too-large": ("body_within_size_limit", {"frames": [ROLE, *WORDS], "outcome": Outcome.TOO_LARGE}),
+    "no-headers": ("headers_within_timeout", {"frames": [], "status": None, "outcome": Outcome.HEADERS_TIMEOUT}),
+    "refused": ("endpoint_reachable", {"frames": [], "status": None, "outcome": Outcome.CONNECT_ERROR}),
+}
+
+
+@pytest.mark.parametrize(("check_id", "kwargs"), ERROR_CASES.values(), ids=list(ERROR_CASES))
+def test_error_defect_fails_its_check(check_id: str, kwargs: dict[str, Any]) -> None:
+    assert REGISTRY[check_id].severity is Severity.ERROR
+    assert check_id in failed(recorded(**kwargs))
+
+
+WARNING_CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "no-done": ("stream_ends_with_done", {"frames": [ROLE, *WORDS, STOP]}),
+    "no-finish": ("finish_reason_is_valid", {"frames": [ROLE, *WORDS, DONE]}),
+    "bad-finish": ("finish_reason_is_valid", {"frames": [ROLE, *WORDS, chunk({}, "end_turn"), DONE]}),
+    "content-type": ("content_type_is_event_stream", {"frames": IDEAL, "headers": {"content-type": "text/plain"}}),
+    "event-lines": ("no_event_field", {"frames": [ROLE, b"event: message\n" + WORDS[0], *WORDS[1:], STOP, DONE]}),
+    "no-role": ("first_delta_has_role", {"frames": [*WORDS, STOP, DONE]}),
+    "no-id": (
+        "chunk_fields_present",
+        {"frames": [ROLE, b'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n']},
+    ),
+    "wrong-object": (
+        "chunk_fields_present",
+        {"frames": [ROLE, *WORDS[:1], chunk({}, "stop", object="chat.completion")]},
+    ),
+    "ids-differ": ("chunk_fields_consistent", {"frames": [ROLE, chunk({"content": "x"}, id="c2"), STOP, DONE]}),
+    "schema": ("chunks_match_openai_schema", {"frames": [ROLE, chunk({"content": 5}), *WORDS, STOP, DONE]}),
+    "buffered": ("stream_is_incremental", {"frames": IDEAL, "gap_s": 0.0001}),
+    "stall": ("no_long_stall", {"frames": IDEAL, "times": [0.1, 0.2, 0.3, 2.5, 2.6, 2.7, 2.8]}),
+    "slow-sentence": ("first_sentence_within_budget", {"frames": IDEAL, "times": [0.1, 0.2, 0.3, 2.0, 2.1, 2.2, 2.3]}),
+    "after-done": ("nothing_after_done", {"frames": [*IDEAL, WORDS[0]]}),
+    "two-dones": ("nothing_after_done", {"frames": [*IDEAL, DONE]}),
+    "utf8": ("stream_is_utf8", {"frames": [ROLE, WORDS[0].replace(b"We", b"W\xffe"), *WORDS[1:], STOP, DONE]}),
+    "oversize": (
+        "events_within_size_limit",
+        {"frames": [ROLE, *WORDS, chunk({"content": "x" * 500}), STOP, DONE], "max_event_bytes": 300},
+    ),
+    "unterminated-done": ("events_are_terminated", {"frames": [ROLE, *WORDS, STOP, b"data: [DONE]"]}),
+    "no-usage": ("usage_when_requested", {"frames": IDEAL, "extra_body": {"stream_options": {"include_usage": True}}}),
+    "doubled-url": ("model_url_is_base_url", {"frames": IDEAL, "url": "http://127.0.0.1:9/v1/chat/completions"}),
+    "query-url": ("model_url_is_base_url", {"frames": IDEAL, "url": "http://127.0.0.1:9/v1?key=1"}),
+}
+
+
+@pytest.mark.parametrize(("check_id", "kwargs"), WARNING_CASES.values(), ids=list(WARNING_CASES))
+def test_warning_defect_fails_only_its_warning(check_id: str, kwargs: dict[str, Any]) -> None:
+    assert REGISTRY[check_id].severity is Severity.WARNING
+    bad = failed(recorded(**kwargs))
+    assert check_id in bad
+    errors = {c for c in bad if REGISTRY[c].severity is Severity.ERROR}
+    assert errors == set(), errors
+
+
+UNUSUAL_BUT_CORRECT = {
+    "crlf": [f.replace(b"\n", b"\r\n") for f in IDEAL],
+    "cr-only": [f.replace(b"\n", b"\r") for f in IDEAL],
+    "no-space": [f.replace(b"data: ", b"data:") for f in IDEAL],
+    "keepalive": [b": keep-alive\n\n", ROLE, b":\n\n", *WORDS, b": ping\n\n", STOP, DONE],
+    "usage-chunk": [
+        *IDEAL[:-1],
+        b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],'
+        b'"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}\n\n',
+        DONE,
+    ],
+    "split-everywhere": [bytes([b]) for b in b"".join(IDEAL)],
+    "multi-line-data": [ROLE, b'data: {"choices":[{"index":0,\ndata: "delta":{"content":"Hi there."}}]}\n\n', DONE],
+    "one-read": [b"".join(IDEAL)],
+}
+
+
+@pytest.mark.parametrize("frames", UNUSUAL_BUT_CORRECT.values(), ids=list(UNUSUAL_BUT_CORRECT))
+def test_unusual_but_correct_streams_have_no_errors(frames: list[bytes]) -> None:
+    exchange = recorded(frames, gap_s=0.001)
+    bad = failed(exchange)
+    assert {c for c in bad if REGISTRY[c].severity is Severity.ERROR} == set()
+    assert exchange.text.strip()
+
+
+def test_minimal_vapi_support_example_passes_errors() -> None:
+    frames = [b'data: {"choices":[{"delta":{"content":"Hello from the server."},"index":0}]}\n\n', DONE]
+    bad = failed(recorded(frames))
+    assert {c for c in bad if REGISTRY[c].severity is Severity.ERROR} == set()
+    assert "chunk_fields_present" in bad  # a warning only
+
+
+def test_tool_call_stream_assembles() -> None:
+    frames = [
+        chunk({"role": "assistant", "content": None, "tool_calls": [TOOL_HEAD]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"location":'}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}),
+        chunk({}, "tool_calls"),
+        DONE,
+    ]
+    result = findings(recorded(frames))
+    assert result["tool_calls_assemble"] is Status.PASSED
+    assert result["first_delta_within_timeout"] is Status.PASSED
+    assert {k for k, v in result.items() if v is Status.FAILED} == set()
+
+
+def test_non_streamed_reply_without_message_fails() -> None:
+    body = {"choices": [{"index": 0, "delta": {"content": "Hi"}}]}
+    exchange = recorded([json.dumps(body).encode()], stream=False, headers={"content-type": "application/json"})
+    assert "message_in_reply" in failed(exchange)
+
+
+def test_non_streamed_tool_call_with_object_arguments_fails() -> None:
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]}}]}
+    exchange = recorded([json.dumps(body).encode()], stream=False)
+    assert "tool_calls_are_valid" in failed(exchange)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (400, b'{"error":{"message":"bad","type":"invalid_request_error"}}', set()),
+        (500, b"oops", {"malformed_request_rejected"}),
+        (200, b"{}", {"malformed_request_rejected"}),
+    ],
+    ids=["400-envelope", "500", "200"],
+)
+def test_malformed_body_expects_4xx(status: int, body: bytes, expected: set[str]) -> None:
+    exchange = recorded([body], status=status, headers={"content-type": "application/json"})
+    assert failed(exchange, Expect.MALFORMED) == expected
+
+
+def test_4xx_without_envelope_warns() -> None:
+    exchange = recorded([b"Bad Request"], status=400, headers={"content-type": "text/plain"})
+    assert failed(exchange, Expect.MALFORMED) == {"error_has_envelope"}
+
+
+@pytest.mark.parametrize(
+    ("status", "ok"), [(401, True), (403, True), (200, False), (400, False)], ids=["401", "403", "200", "400"]
+)
+def test_wrong_key_expects_401_or_403(status: int, ok: bool) -> None:
+    exchange = recorded([b'{"error":{"message":"no","type":"auth"}}'], status=status)
+    assert ("rejects_wrong_api_key" in failed(exchange, Expect.AUTH)) is not ok
+
+
+def test_unreachable_endpoint_only_fails_reachability() -> None:
+    exchange = recorded([], status=None, outcome=Outcome.CONNECT_ERROR)
+    assert failed(exchange) == {"endpoint_reachable"}
+
+
+def test_barge_in_is_judged_only_on_reaching_the_server() -> None:
+    exchange = recorded([ROLE, WORDS[0]], outcome=Outcome.ABORTED)
+    result = findings(exchange, Expect.BARGE_IN)
+    assert set(result) == {"endpoint_reachable", "headers_within_timeout", "status_is_success"}
+    assert all(v is Status.PASSED for v in result.values())
+
+
+def test_failure_quotes_what_was_received() -> None:
+    exchange = recorded([ROLE, b'data: {"function_call":{"name":"transferCall"}}\n\n', DONE])
+    ctx = CheckContext("probe", Expect.TURN, Thresholds())
+    finding = next(f for f in run_checks(ctx, exchange) if f.check == "chunks_have_choices")
+    assert "transferCall" in finding.detail
+    assert "choices" in finding.title
+
+
+def test_disabled_checks_do_not_run() -> None:
+    ctx = CheckContext("probe", Expect.TURN, Thresholds())
+    ran = {f.check for f in run_checks(ctx, recorded([ROLE, *WORDS, STOP]), frozenset({"stream_ends_with_done"}))}
+    assert "stream_ends_with_done" not in ran
+    assert "chunks_have_choices" in ran
+
+
+def test_every_check_has_a_rationale_and_a_test_case() -> None:
+    covered = {c for c, _ in ERROR_CASES.values()} | {c for c, _ in WARNING_CASES.values()}
+    covered |= {"message_in_reply", "tool_calls_are_valid", "malformed_request_rejected", "rejects_wrong_api_key"}
+    covered |= {"error_has_envelope", "completion_matches_openai_schema", "no_redirect"}
+    assert set(REGISTRY) == covered
+    assert all(c.rationale for c in REGISTRY.values())
+
+
+def test_redirected_request_warns() -> None:
+    exchange = recorded(IDEAL)
+    exchange.redirects = ["http://127.0.0.1:9/old/chat/completions"]
+    assert failed(exchange) == {"no_redirect"}
+
+
+def test_completion_schema_violation_warns() -> None:
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}]}
+    exchange = recorded([json.dumps(body).encode()], stream=False)
+    assert failed(exchange) == {"completion_matches_openai_schema"}
