@@ -69,8 +69,9 @@ def _golden(name: str, text: str) -> None:
 
 
 def test_terminal_output_matches_golden() -> None:
-    console = Console(width=120, record=True, color_system=None, file=open(os.devnull, "w"))
-    render_results(recorded_run(), console, Redactor())
+    with open(os.devnull, "w") as sink:
+        console = Console(width=120, record=True, color_system=None, file=sink)
+        render_results(recorded_run(), console, Redactor())
     _golden("check_terminal.txt", console.export_text())
 
 
