@@ -30,6 +30,7 @@ class ServerThread:
             timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)
+        self.app = app
         self.host = host
         self.port = port
         self._thread = threading.Thread(target=self._run, name="vapi-harness-server", daemon=True)

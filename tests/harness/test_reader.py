@@ -9,6 +9,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -21,6 +22,7 @@ from mock_vapi import CustomLLMModel, MetadataSendMode, VapiRequest, build_reque
 
 pytestmark = pytest.mark.slow
 MESSAGES = [{"role": "user", "content": "What time do you open?"}]
+SDK_MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What time do you open?"}]
 
 
 def request_for(base_url: str, *, stream: bool = True, timeout_s: float = 2.0) -> VapiRequest:
@@ -93,7 +95,7 @@ def test_barge_in_closes_the_connection_and_the_server_sees_it(fake_llm: Callabl
     exchange = read(request_for(f"{server.url}/v1"), ReadLimits(), abort_after_content=True)
     assert exchange.outcome is Outcome.ABORTED
     assert len(exchange.content_events) == 1
-    recorded = server.server.config.app.state.fake.recorded
+    recorded = server.app.state.fake.recorded
     for _ in range(200):
         if recorded[-1].outcome != "pending":
             break
@@ -114,7 +116,7 @@ def test_timestamps_follow_the_servers_pacing(fake_llm: Callable[..., ServerThre
     times = [e.sse.t for e in exchange.content_events]
     assert times == sorted(times)
     # Causality, not speed: nothing can arrive before the server's 100 ms wait has passed.
-    assert exchange.ms(times[0]) >= 100
+    assert (exchange.ms(times[0]) or 0.0) >= 100
 
 
 @pytest.mark.parametrize("quirks", [set(), {"crlf", "no-space", "keepalive", "usage-chunk"}], ids=["plain", "quirky"])
@@ -124,7 +126,7 @@ def test_our_reader_and_the_openai_sdk_read_the_same_text(
     server = fake_llm(quirks=quirks)
     exchange = read(request_for(f"{server.url}/v1"), ReadLimits())
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
-    with client.chat.completions.create(model="m", messages=MESSAGES, stream=True) as stream:  # type: ignore[arg-type]
+    with client.chat.completions.create(model="m", messages=SDK_MESSAGES, stream=True) as stream:
         sdk_text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     client.close()
     assert exchange.text == sdk_text
@@ -136,7 +138,7 @@ def test_streams_our_checks_fail_also_break_the_openai_sdk(fault: str, fake_llm:
     server = fake_llm(faults={fault})
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
     with pytest.raises((openai.APIError, ValueError)):
-        with client.chat.completions.create(model="m", messages=MESSAGES, stream=True) as stream:  # type: ignore[arg-type]
+        with client.chat.completions.create(model="m", messages=SDK_MESSAGES, stream=True) as stream:
             for _ in stream:
                 pass
     client.close()
@@ -148,7 +150,7 @@ def test_the_sdk_drops_an_unterminated_last_event_as_our_reader_says(fake_llm: C
     lost = [e for e in exchange.events if not e.sse.terminated]
     assert lost and "Goodbye" in lost[0].content
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
-    with client.chat.completions.create(model="m", messages=MESSAGES, stream=True) as stream:  # type: ignore[arg-type]
+    with client.chat.completions.create(model="m", messages=SDK_MESSAGES, stream=True) as stream:
         sdk_text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     client.close()
     assert "Goodbye" not in sdk_text
@@ -160,7 +162,7 @@ def test_fake_llm_receives_exactly_the_vapi_request(fake_llm: Callable[..., Serv
     model = CustomLLMModel(url=f"{server.url}/v1", model="acme", headers={"X-Tenant": "acme"})
     request = build_request(model, MESSAGES, api_key="sk-abc-123")
     read(request, ReadLimits())
-    received = server.server.config.app.state.fake.recorded[-1]
+    received = server.app.state.fake.recorded[-1]
     assert received.path == "/v1/chat/completions"
     assert received.headers["accept"] == "application/json"
     assert received.headers["user-agent"].startswith("OpenAI/JS ")

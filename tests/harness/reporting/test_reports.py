@@ -6,6 +6,7 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from junitparser import Failure, JUnitXml
@@ -126,7 +127,7 @@ def test_json_report_validates_and_carries_everything(tmp_path: Path) -> None:
 )
 def test_schema_rejects_a_broken_document(path: tuple[str | int, ...], value: object) -> None:
     document = run_document(recorded_run(), Redactor())
-    target = document
+    target: Any = document
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
