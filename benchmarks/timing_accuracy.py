@@ -16,18 +16,22 @@ sending the same Vapi request over one reused connection each:
 Why the fake is set to `ttft_ms=N, chunk_delay_ms=0` with a one-word reply: `plan_reply` emits the role
 delta (empty content) after `ttft_ms`, then each word after `chunk_delay_ms`, and the fake sleeps only
 before frames whose delay is above zero. So with `chunk_delay_ms=0` the only wait is the one before the
-role delta, and the first word is written right behind it in the same event-loop step: the first content
-is due `ttft_ms` after the fake starts its stream. A one-word reply keeps what the fake writes after it
-(a finish chunk and `[DONE]`) short, because the fake runs in a thread of this process and every Python
-instruction it runs while a client wakes up delays that client behind the GIL.
+role delta, and the first word follows it with no sleep in between: the first content is due `ttft_ms`
+after the fake starts its stream. A one-word reply keeps what the fake writes after it (a finish chunk
+and `[DONE]`) short, because the fake runs in a thread of this process and every Python instruction it
+runs while a client wakes up delays that client behind the GIL.
 
-Errors include what every method shares: the fake's `asyncio.sleep` ends up to 1 ms late (epoll waits
-in whole milliseconds, rounded up), and the request must cross loopback before the fake starts its clock.
+Every method's error includes the same fixed costs: the request crossing loopback, the fake's work
+before it starts to sleep, its `asyncio.sleep` ending late (epoll waits in whole milliseconds, rounded
+up) and its send of the role delta before the first word. And because the fake shares this process's
+GIL, client CPU spent while the fake works (building the request, handling the role delta) delays the
+fake too; a real upstream in another process would not feel it.
 
 Methods take turns request by request, in a rotating order, so machine noise falls on all alike. CPU per
 response cannot be told apart in that mix, so it comes from a separate pass of `CPU_RESPONSES` responses
 per method, one method after another, as `time.thread_time()` of the client thread: the fake's thread
-is excluded. Exit status: 0 when the harness meets the target, 1 when it misses.
+is excluded. Exit status: 0 when the harness meets the target, 1 when it misses, 2 when a reply cannot
+be timed.
 """
 
 from __future__ import annotations

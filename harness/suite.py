@@ -87,6 +87,11 @@ def default_probes(target: Target) -> list[Probe]:
             build_request(tool_model, weather, context=context, api_key=key),
         ),
         Probe(
+            "non_stream_tool_call",
+            "The tool turn with stream: false (OpenAI-compatible clients, not voice calls)",
+            build_request(tool_model, weather, context=context, api_key=key, stream=False),
+        ),
+        Probe(
             "after_tool_result",
             "The turn after a tool result (assistant tool_calls and tool messages in history)",
             build_request(tool_model, after_tool, context=context, api_key=key),

@@ -32,7 +32,10 @@ FAULTS = {
     "no-content": "stream only a role delta and a finish_reason, no text",
     "tool-no-index": "send tool-call fragments without `index`",
     "tool-no-id": "send the first tool-call fragment without `id`",
-    "tool-bad-arguments": "send tool-call arguments that do not concatenate to JSON",
+    "tool-bad-arguments": "send tool-call arguments that are not JSON (streamed and not)",
+    "event-error": "send an `event: error` event mid-stream",
+    "endless": "stream content forever",
+    "huge-body": "stream more than 8 MiB",
     "never-close": "keep the connection open after [DONE]",
     "drop-mid-stream": "break the connection in the middle of the stream",
     "unterminated-event": "end the body inside the last content event (no blank line)",
@@ -55,6 +58,7 @@ FAULTS = {
     "no-usage": "ignore stream_options.include_usage",
     "data-after-done": "send a chunk after [DONE]",
     "invalid-utf8": "send bytes that are not UTF-8 inside a chunk",
+    "oversize-event": "send one chunk larger than 1 MiB",
     "created-string": "send `created` as a string",
 }
 
@@ -191,6 +195,10 @@ def plan_reply(config: FakeLLMConfig, body: Mapping[str, Any], completion_id: st
                 del fragment["index"]
         for fragment in fragments:
             stream.emit(make({"tool_calls": [fragment]}), gap_s)
+    elif "endless" in faults or "huge-body" in faults:
+        filler = make({"content": "la " * (2000 if "huge-body" in faults else 1)})
+        for _ in range(20_000 if "endless" in faults else 1_500):
+            stream.emit(dict(filler), gap_s if "endless" in faults else 0)
     else:
         words = _words(reply_text(config, body))
         for i, word in enumerate(words):
@@ -201,6 +209,10 @@ def plan_reply(config: FakeLLMConfig, body: Mapping[str, Any], completion_id: st
                 delay = 1.5
             if "invalid-json" in faults and i == 1:
                 stream.frames.append(Frame(gap_s, b'data: {"choices": [{"delta": {"content": "oops"\n\n'))
+            if "event-error" in faults and i == 2:
+                stream.frames.append(Frame(gap_s, b'event: error\ndata: {"message": "overloaded"}\n\n'))
+            if "oversize-event" in faults and i == 2:
+                stream.emit(make({"content": " " * (1024 * 1024 + 10)}), gap_s)
             if "error-chunk" in faults and i == 2:
                 stream.emit({"error": {"message": "upstream exploded", "type": "server_error"}}, gap_s)
             if "drop-mid-stream" in faults and i == len(words) // 2:
@@ -238,11 +250,13 @@ def plan_completion(config: FakeLLMConfig, body: Mapping[str, Any], completion_i
     tool = wants_tool(config, body)
     usage = {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
     if tool is not None:
-        call = {
+        call: dict[str, Any] = {
             "id": "call_fake_0",
             "type": "function",
             "function": {"name": tool["function"]["name"], "arguments": _arguments(tool, config.tool_arguments)},
         }
+        if "tool-bad-arguments" in config.faults:
+            call["function"]["arguments"] = call["function"]["arguments"].rstrip("}")
         message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
         body_out = completion(completion_id, model, message, finish_reason="tool_calls", usage=usage)
     else:

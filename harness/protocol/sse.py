@@ -85,11 +85,16 @@ class SSEDecoder:
         self._pending = _Pending()
         self._count = 0
         self._utf8_reported = False
+        self._started = False
 
     def feed(self, chunk: bytes, t: float) -> list[SSEEvent]:
         """Decode `chunk`, received at monotonic time `t`; return the events it completed."""
         if not chunk:
             return []
+        if not self._started:
+            self._started = True
+            if chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]  # a leading BOM is dropped, as the SDK's TextDecoder does
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._skip_lf = False

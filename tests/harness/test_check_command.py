@@ -28,6 +28,9 @@ ERROR_FAULTS = {
     "tool-no-index": "tool_calls_assemble",
     "tool-no-id": "tool_calls_assemble",
     "tool-bad-arguments": "tool_calls_assemble",
+    "event-error": "no_error_event",
+    "endless": "response_ends_after_last_chunk",
+    "huge-body": "body_within_size_limit",
     "never-close": "response_ends_after_last_chunk",
     "drop-mid-stream": "body_is_complete",
     "unterminated-event": "last_event_terminated",
@@ -51,9 +54,19 @@ WARNING_FAULTS = {
     "no-usage": "usage_when_requested",
     "data-after-done": "nothing_after_done",
     "invalid-utf8": "stream_is_utf8",
+    "oversize-event": "events_within_size_limit",
     "created-string": "chunks_match_openai_schema",
 }
 AUTH_FAULTS = {"ignore-auth": "rejects_wrong_api_key", "no-envelope": "error_has_envelope"}
+
+
+def test_non_streamed_tool_call_is_judged_too(
+    fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm(faults={"tool-bad-arguments"})
+    result = run_cli("check", "--url", f"{server.url}/v1", *FAST)
+    assert "tool_calls_are_valid" in result.failed("error")
+    assert result.check("tool_calls_are_valid")["failures"][0]["probe"] == "non_stream_tool_call"
 
 
 def test_every_fault_is_covered() -> None:
