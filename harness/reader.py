@@ -76,7 +76,8 @@ async def read_into(
                     allow_redirects=True,  # fetch in Vapi's client follows redirects too
                 )
         except TimeoutError:
-            raise _Stop(Outcome.HEADERS_TIMEOUT, f"No response headers within {first_delta_s:g} s") from None
+            waited_s = min(limits.deadline_s, first_delta_s)
+            raise _Stop(Outcome.HEADERS_TIMEOUT, f"No response headers within {waited_s:g} s") from None
         except aiohttp.ClientConnectorError as exc:
             raise _Stop(
                 Outcome.CONNECT_ERROR, f"Cannot reach {request.url}: {_reason(exc)}. Is the server running?"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from harness.checks import REGISTRY, Finding, Severity, Status
+from harness.checks import REGISTRY, Expect, Finding, Severity, Status
 from harness.exchange import Exchange, Outcome
 from harness.metrics import METRICS, Distribution
 from harness.suite import Probe
@@ -97,8 +97,12 @@ class RunResult:
         return sorted(summaries.values(), key=lambda s: s.severity is not Severity.ERROR)
 
     def latency(self) -> dict[str, Distribution]:
-        """Distributions of each metric over the turns that completed."""
-        turns = [r for r in self.results if r.exchange.outcome is Outcome.COMPLETE]
+        """Distributions of each metric over the streamed turns that completed (what a voice call sees)."""
+        turns = [
+            r
+            for r in self.results
+            if r.exchange.outcome is Outcome.COMPLETE and r.exchange.streamed and r.probe.expect is Expect.TURN
+        ]
         out = {}
         for name in METRICS:
             dist = Distribution.of(r.metrics.get(name) for r in turns)

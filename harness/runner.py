@@ -1,4 +1,4 @@
-"""Run probes against an endpoint, one at a time, and yield events; the only module here that does I/O."""
+"""Run probes against an endpoint, one at a time, and yield events; checks and metrics stay free of I/O."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable
-from harness.exchange import INVALID_JSON, Exchange, ParsedEvent
+from harness.exchange import INVALID_JSON, Exchange, Outcome, ParsedEvent
 from harness.protocol import FINISH_REASONS, schema_errors
 
 TURN = (Expect.TURN,)
@@ -26,7 +26,7 @@ def chunks_have_choices(ctx: CheckContext, exchange: Exchange) -> None:
     """Every chunk has an array `choices`; otherwise Vapi fails with `chunk.choices is not iterable`."""
     for event in _chunks(exchange):
         payload = event.payload
-        if isinstance(payload, dict) and "error" in payload:
+        if isinstance(payload, dict) and payload.get("error"):
             continue  # judged by chunk_has_no_error
         if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
             raise CheckFailed(f"Chunk {event.sse.index} has no `choices` array", _quote(payload))
@@ -43,6 +43,8 @@ def chunk_has_no_error(ctx: CheckContext, exchange: Exchange) -> None:
 @check(Severity.WARNING, on=TURN, streamed=True)
 def finish_reason_is_valid(ctx: CheckContext, exchange: Exchange) -> None:
     """The stream gives a `finish_reason` from OpenAI's set."""
+    if exchange.outcome is not Outcome.COMPLETE:
+        not_applicable()  # a cut-off stream is judged by the transport checks
     reasons = []
     for event in _chunks(exchange):
         for choice in event.payload.get("choices") or [] if isinstance(event.payload, dict) else []:
@@ -112,7 +114,7 @@ def chunks_match_openai_schema(ctx: CheckContext, exchange: Exchange) -> None:
 def usage_when_requested(ctx: CheckContext, exchange: Exchange) -> None:
     """With `stream_options.include_usage`, a final chunk carries `usage`."""
     options = (exchange.request.json_body or {}).get("stream_options") or {}
-    if not options.get("include_usage"):
+    if not options.get("include_usage") or exchange.outcome is not Outcome.COMPLETE:
         not_applicable()
     if not any(isinstance(e.payload, dict) and isinstance(e.payload.get("usage"), dict) for e in _chunks(exchange)):
         raise CheckFailed("No usage chunk although stream_options.include_usage was set")

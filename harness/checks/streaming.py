@@ -81,7 +81,7 @@ def stream_ends_with_done(ctx: CheckContext, exchange: Exchange) -> None:
 
 @check(Severity.WARNING, on=TURN, streamed=True)
 def no_event_field(ctx: CheckContext, exchange: Exchange) -> None:
-    """No `event:` lines: the SDK v5 hands named events back raw, and `event: error` throws."""
+    """No `event:` lines: the SDK v5 hands named events back without `choices`, and `event: error` throws."""
     details = _deviations(exchange, "event_field")
     if details:
         raise CheckFailed(f"{len(details)} `event:` line(s) in the stream", details[0])
@@ -105,7 +105,7 @@ def nothing_after_done(ctx: CheckContext, exchange: Exchange) -> None:
 
 @check(Severity.WARNING, on=TURN, streamed=True)
 def stream_is_utf8(ctx: CheckContext, exchange: Exchange) -> None:
-    """The stream is valid UTF-8; invalid bytes become U+FFFD and are read aloud as noise."""
+    """The stream is valid UTF-8; invalid bytes are replaced with U+FFFD and the spoken text is garbled."""
     details = _deviations(exchange, "invalid_utf8")
     if details:
         raise CheckFailed("Invalid UTF-8 in the stream", details[0])

@@ -32,7 +32,7 @@ def status_is_success(ctx: CheckContext, exchange: Exchange) -> None:
     detail = f"HTTP {exchange.status}: {exchange.body_excerpt()}"
     body = exchange.request.json_body or {}
     extras = [k for k in _VAPI_FIELDS if k in body]
-    if 400 <= exchange.status < 500 and extras:
+    if exchange.status in (400, 422) and extras:
         detail += (
             f"\nThe request carried Vapi's extra fields ({', '.join(extras)}). A strict OpenAI-compatible server "
             "rejects unknown fields: strip them before forwarding, or set the assistant's metadataSendMode to 'off'."
@@ -44,6 +44,8 @@ def status_is_success(ctx: CheckContext, exchange: Exchange) -> None:
 def body_is_complete(ctx: CheckContext, exchange: Exchange) -> None:
     """The connection does not break mid-body; Vapi's parser throws and the call fails."""
     if exchange.outcome is Outcome.BROKEN:
+        if exchange.status is None:
+            raise CheckFailed("The connection closed before any response", exchange.error or "")
         raise CheckFailed("Connection broke mid-body", f"{exchange.error} after {exchange.body_bytes} bytes")
 
 

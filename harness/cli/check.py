@@ -98,7 +98,7 @@ OPTIONS = [
         default=20.0,
         type=positive_float,
     ),
-    Option("--deadline-s", "Hard bound on one request, start to end", default=30.0, type=positive_float),
+    Option("--deadline-s", "Hard bound on one request, start to end (default: --timeout-s + 10)", type=positive_float),
     Option("--close-grace-s", "How long the body may stay open after the last chunk", default=2.0, type=positive_float),
     Option("--max-run-s", "Hard bound on the whole run; reports are still written", default=300.0, type=positive_float),
     Option("--repeat", "Run the suite N times (percentiles over all runs)", default=1, type=positive_int, metavar="N"),
@@ -185,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
     config = _Config(resolve(args, OPTIONS, ENV_PREFIX))
     if config.url:
         _validate_url(config.url)
+    deadline_s = config.deadline_s or config.timeout_s + 10
+    if deadline_s <= config.timeout_s:
+        raise ConfigError(f"--deadline-s ({deadline_s:g}) must be greater than --timeout-s ({config.timeout_s:g})")
     redactor = Redactor([config.api_key])
     for handler in logging.getLogger().handlers:
         handler.addFilter(redactor)
@@ -201,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         writers.append(JUnitReport(config.junit, redactor))
     settings = RunSettings(
         repeat=config.repeat,
-        limits=ReadLimits(deadline_s=config.deadline_s, close_grace_s=config.close_grace_s),
+        limits=ReadLimits(deadline_s=deadline_s, close_grace_s=config.close_grace_s),
         thresholds=Thresholds(max_stall_ms=config.max_stall_ms, first_sentence_ms=config.first_sentence_ms),
         disabled_checks=frozenset(config.disable),
     )

@@ -1,4 +1,4 @@
-"""The versioned JSON document of a run: the one source every report format renders from."""
+"""The versioned JSON document of a run: what `--json` writes and saved runs are re-rendered from."""
 
 from __future__ import annotations
 

@@ -201,7 +201,11 @@ def test_repeat_reports_percentiles_over_all_runs(
     probes = len(result.report["settings"]["probes"])
     assert len(result.report["exchanges"]) == 3 * probes
     ttft = result.report["latency"]["ttft_ms"]
-    complete = [e for e in result.report["exchanges"] if e["response"]["outcome"] == "complete"]
+    complete = [
+        e
+        for e in result.report["exchanges"]
+        if e["response"]["outcome"] == "complete" and e["request"]["stream"] and e["expect"] == "turn"
+    ]
     samples = sorted(e["metrics"]["ttft_ms"] for e in complete if e["metrics"]["ttft_ms"] is not None)
     assert ttft["n"] == len(samples)
     assert ttft["min"] == pytest.approx(samples[0], abs=0.001)
@@ -224,8 +228,9 @@ def test_disable_switches_a_check_off(fake_llm: Callable[..., ServerThread], run
         (["--repeat", "0"], "--repeat: '0' must be at least 1"),
         (["--header", "novalue"], "is not NAME:VALUE"),
         (["--disable", "stream_done"], "Did you mean 'stream_ends_with_done'?"),
+        (["--timeout-s", "30", "--deadline-s", "20"], "--deadline-s (20) must be greater than --timeout-s (30)"),
     ],
-    ids=["url", "timeout", "repeat", "header", "unknown-check"],
+    ids=["url", "timeout", "repeat", "header", "unknown-check", "deadline-below-timeout"],
 )
 def test_bad_input_exits_2_with_a_clear_message(args: list[str], message: str, run_cli: Callable[..., Any]) -> None:
     result = run_cli("check", *args)

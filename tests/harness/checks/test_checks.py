@@ -46,6 +46,7 @@ ERROR_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "not-json": ("sse_data_is_json", {"frames": [ROLE, b"data: hello there\n\n", *WORDS, STOP, DONE]}),
     "empty-data": ("sse_data_is_json", {"frames": [ROLE, b"data:\n\n", *WORDS, STOP, DONE]}),
     "no-choices": ("chunks_have_choices", {"frames": [ROLE, b'data: {"function_call":{"name":"x"}}\n\n', *WORDS]}),
+    "null-error-no-choices": ("chunks_have_choices", {"frames": [ROLE, b'data: {"error":null}\n\n', *WORDS, DONE]}),
     "null-choices": ("chunks_have_choices", {"frames": [ROLE, b'data: {"choices":null}\n\n', *WORDS, DONE]}),
     "scalar-chunk": ("chunks_have_choices", {"frames": [ROLE, b"data: 42\n\n", *WORDS, DONE]}),
     "error-chunk": ("chunk_has_no_error", {"frames": [ROLE, b'data: {"error":{"message":"boom"}}\n\n', DONE]}),
