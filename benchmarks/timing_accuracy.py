@@ -27,11 +27,15 @@ up) and its send of the role delta before the first word. And because the fake s
 GIL, client CPU spent while the fake works (building the request, handling the role delta) delays the
 fake too; a real upstream in another process would not feel it.
 
-Methods take turns request by request, in a rotating order, so machine noise falls on all alike. CPU per
-response cannot be told apart in that mix, so it comes from a separate pass of `CPU_RESPONSES` responses
-per method, one method after another, as `time.thread_time()` of the client thread: the fake's thread
-is excluded. Exit status: 0 when the harness meets the target, 1 when it misses, 2 when a reply cannot
-be timed.
+Methods take turns request by request, in a new shuffled order each round, so machine noise falls on
+all alike and no method always follows the same one. A short pause before each request lets the fake
+finish the previous reply and the previous client its cleanup (the SDK closes its generators later,
+from the event loop), which would otherwise land on whoever comes next.
+
+CPU per response cannot be told apart in that mix, so it comes from a separate pass of `CPU_RESPONSES`
+responses per method, one method after another, as `time.thread_time()` of the client thread: the
+fake's thread is excluded. Exit status: 0 when the harness meets the target, 1 when it misses, 2 when
+a reply cannot be timed.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import argparse
 import asyncio
 import json
 import logging
+import random
 import re
 import sys
 import time
@@ -80,6 +85,8 @@ REPLY = "Hello."
 MESSAGES = ({"role": "user", "content": "hi"},)
 
 _REQUEST_TIMEOUT_S = 10.0
+_SETTLE_S = 0.002
+_SHUFFLE_SEED = 20
 _MAX_HEADER_LINES = 100
 _MAX_BODY_PARTS = 10_000  # chunks, lines or SSE events per response, far above the fake's handful
 _CONTENT = re.compile(rb'"content":"[^"]')  # non-empty content in the fake's compact JSON
@@ -301,8 +308,13 @@ async def _clients(request: VapiRequest, base_url: str) -> AsyncIterator[list[_C
 
 
 async def _timed(client: _Client) -> float:
-    async with asyncio.timeout(_REQUEST_TIMEOUT_S):
-        return await client.first_content_ms()
+    try:
+        async with asyncio.timeout(_REQUEST_TIMEOUT_S):
+            return await client.first_content_ms()
+    except TimeoutError:
+        raise BenchmarkError(f"{client.name}: no complete reply within {_REQUEST_TIMEOUT_S:g} s") from None
+    except (OSError, EOFError, ValueError, aiohttp.ClientError, httpx.HTTPError, openai.OpenAIError) as exc:
+        raise BenchmarkError(f"{client.name}: the request failed: {exc!r}") from exc
 
 
 async def _measure(request: VapiRequest, base_url: str, n: int, ttft_ms: float) -> list[MethodResult]:
@@ -312,9 +324,12 @@ async def _measure(request: VapiRequest, base_url: str, n: int, ttft_ms: float) 
                 await _timed(client)
         log.info("Timing %d requests per method, interleaved", n)
         errors: list[list[float]] = [[] for _ in clients]
-        for i in range(n):
-            for j in range(len(clients)):
-                k = (i + j) % len(clients)  # rotate who goes first
+        rng = random.Random(_SHUFFLE_SEED)
+        order = list(range(len(clients)))
+        for _ in range(n):
+            rng.shuffle(order)
+            for k in order:
+                await asyncio.sleep(_SETTLE_S)
                 errors[k].append(await _timed(clients[k]) - ttft_ms)
         log.info("Measuring client CPU over %d responses per method, one method at a time", CPU_RESPONSES)
         cpu_ms: list[float] = []
@@ -381,6 +396,7 @@ def results_json(results: Sequence[MethodResult], n: int, ttft_ms: float) -> dic
         "ttft_ms": ttft_ms,
         "warmup_requests": WARMUP_REQUESTS,
         "cpu_responses": CPU_RESPONSES,
+        "order": {"each_round": "every method once, shuffled", "seed": _SHUFFLE_SEED, "pause_ms": _SETTLE_S * 1000},
         "target": {"p50_ms": TARGET_P50_MS, "p99_ms": TARGET_P99_MS, "met": meets_target(ours)},
         "methods": [
             {
@@ -427,7 +443,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     sys.stdout.write(format_table(results, args.n, args.ttft_ms))
     if args.json is not None:
-        args.json.write_text(json.dumps(results_json(results, args.n, args.ttft_ms), indent=2) + "\n")
+        try:
+            args.json.write_text(json.dumps(results_json(results, args.n, args.ttft_ms), indent=2) + "\n")
+        except OSError as exc:
+            log.error("Cannot write %s: %s", args.json, exc)
+            return 2
     return 0 if meets_target(results[0]) else 1
 
 
