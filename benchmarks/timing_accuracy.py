@@ -13,19 +13,18 @@ sending the same Vapi request over one reused connection each:
 - `httpx`: `AsyncClient.stream` with `aiter_lines`, each `data:` line parsed as JSON;
 - `openai SDK`: `AsyncOpenAI.chat.completions.create(stream=True)`, the first chunk with `delta.content`.
 
-Why the fake is set to `ttft_ms=N, chunk_delay_ms=0` with a one-word reply: `plan_reply` emits the role
-delta (empty content) after `ttft_ms`, then each word after `chunk_delay_ms`, and the fake sleeps only
-before frames whose delay is above zero. So with `chunk_delay_ms=0` the only wait is the one before the
-role delta, and the first word follows it with no sleep in between: the first content is due `ttft_ms`
-after the fake starts its stream. A one-word reply keeps what the fake writes after it (a finish chunk
-and `[DONE]`) short, because the fake runs in a thread of this process and every Python instruction it
-runs while a client wakes up delays that client behind the GIL.
+Why the fake is set to `ttft_ms=N, chunk_delay_ms=0, precise_ttft=True` with a one-word reply:
+`plan_reply` emits the role delta (empty content) after `ttft_ms`, then each word after `chunk_delay_ms`;
+frames due at the same moment leave in one write, so the role delta and the first word go out together,
+`ttft_ms` after the request arrived at the fake (its own parsing is inside that time). `precise_ttft`
+spins the last 2 ms instead of trusting `asyncio.sleep`, which can end up to 1 ms late because epoll
+counts whole milliseconds. A one-word reply keeps what the fake writes after it short, because the fake
+runs in a thread of this process and shares its GIL with the clients.
 
-Every method's error includes the same fixed costs: the request crossing loopback, the fake's work
-before it starts to sleep, its `asyncio.sleep` ending late (epoll waits in whole milliseconds, rounded
-up) and its send of the role delta before the first word. And because the fake shares this process's
-GIL, client CPU spent while the fake works (building the request, handling the role delta) delays the
-fake too; a real upstream in another process would not feel it.
+Every method's error still includes the same fixed costs: the request crossing loopback, uvicorn
+parsing it before the fake's clock starts, and the write of the first chunk. Client CPU spent while the
+fake works also delays the fake through the shared GIL; a real upstream in another process would not
+feel it.
 
 Methods take turns request by request, in a new shuffled order each round, so machine noise falls on
 all alike and no method always follows the same one. A short pause before each request lets the fake
@@ -348,7 +347,7 @@ async def _measure(request: VapiRequest, base_url: str, n: int, ttft_ms: float) 
 
 def run_benchmark(n: int = 300, ttft_ms: float = 50.0) -> list[MethodResult]:
     """Serve the fake on loopback, time every method against it; the harness's result comes first."""
-    config = FakeLLMConfig(ttft_ms=ttft_ms, chunk_delay_ms=0, reply=REPLY)
+    config = FakeLLMConfig(ttft_ms=ttft_ms, chunk_delay_ms=0, reply=REPLY, precise_ttft=True)
     with serve_in_thread(create_app(config)) as server:
         request = build_request(CustomLLMModel(url=server.url + "/v1", model="bench"), MESSAGES)
         return asyncio.run(_measure(request, server.url + "/v1", n, ttft_ms))

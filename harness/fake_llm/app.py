@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from harness.fake_llm.script import FakeLLMConfig, plan_completion, plan_reply
+from harness.fake_llm.script import FakeLLMConfig, Frame, plan_completion, plan_reply
 from harness.protocol import error_envelope
 
 __all__ = ["OPENAI_PARAMS", "RecordedRequest", "create_app"]
@@ -100,13 +100,13 @@ async def _completions(request: Request) -> Response:
         return _error(state, 400, f"Unrecognized request argument supplied: {', '.join(unknown)}")
     completion_id = f"chatcmpl-fake-{next(state.ids)}"
     if not body.get("stream") or "json-body" in config.faults:
-        await asyncio.sleep(config.ttft_ms / 1000)
+        await asyncio.sleep(config.ttft_ms / 1000 - (time.perf_counter() - record.t))
         record.outcome = "completed"
         return JSONResponse(plan_completion(config, body, completion_id))
     frames = plan_reply(config, body, completion_id)
     media_type = "application/json" if "wrong-content-type" in config.faults else "text/event-stream"
     return StreamingResponse(
-        _play(frames, record, never_close="never-close" in config.faults),
+        _play(frames, record, never_close="never-close" in config.faults, precise=config.precise_ttft),
         media_type=media_type,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -120,19 +120,47 @@ async def _wait_for_disconnect(request: Request, limit_s: float) -> None:
             await asyncio.sleep(0.05)
 
 
+_SPIN_S = 0.002
+
+
 class _DropConnection(Exception):
     """Raised inside a stream to break the connection mid-body."""
 
 
-async def _play(frames: list[Any], record: RecordedRequest, *, never_close: bool) -> AsyncIterator[bytes]:
+def _segments(frames: list[Frame], elapsed_s: float) -> list[tuple[float, bytes, bool]]:
+    """Frames due at the same moment go out in one write; the first delay counts from the request's arrival."""
+    segments: list[tuple[float, bytes, bool]] = []
+    for frame in frames:
+        if segments and frame.delay_s <= 0 and not segments[-1][2]:
+            delay_s, data, _ = segments[-1]
+            segments[-1] = (delay_s, data + frame.data, frame.fail)
+        else:
+            segments.append((frame.delay_s - (elapsed_s if not segments else 0.0), frame.data, frame.fail))
+    return segments
+
+
+async def _sleep_precisely(delay_s: float) -> None:
+    due = time.perf_counter() + delay_s
+    if delay_s > _SPIN_S:
+        await asyncio.sleep(delay_s - _SPIN_S)
+    for _ in range(1_000_000):  # bounded spin, a few ms at most
+        if time.perf_counter() >= due:
+            return
+        await asyncio.sleep(0)
+
+
+async def _play(
+    frames: list[Frame], record: RecordedRequest, *, never_close: bool, precise: bool = False
+) -> AsyncIterator[bytes]:
     try:
-        for frame in frames:
-            if frame.delay_s > 0:
-                await asyncio.sleep(frame.delay_s)
-            if frame.fail:
+        for i, (delay_s, data, fail) in enumerate(_segments(frames, elapsed_s=time.perf_counter() - record.t)):
+            if delay_s > 0:
+                await (_sleep_precisely(delay_s) if precise and i == 0 else asyncio.sleep(delay_s))
+            if data:
+                yield data
+            if fail:
                 record.outcome = "dropped"
                 raise _DropConnection("fault drop-mid-stream")
-            yield frame.data
         if never_close:
             await asyncio.sleep(600)
         record.outcome = "completed"

@@ -83,6 +83,9 @@ class FakeLLMConfig:
     quirks: frozenset[str] = frozenset()
     api_key: str | None = None
     model: str | None = None
+    # Spin the last 2 ms before the first chunk: asyncio's sleep can end up to 1 ms late (epoll counts whole
+    # milliseconds). Costs CPU, so it is for timing benchmarks, not load tests.
+    precise_ttft: bool = False
 
 
 @dataclass
