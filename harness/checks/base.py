@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NoReturn
 
 from harness.exchange import Exchange
 
@@ -167,6 +168,6 @@ def run_checks(ctx: CheckContext, exchange: Exchange, disabled: frozenset[str] =
     return findings
 
 
-def not_applicable() -> None:
+def not_applicable() -> NoReturn:
     """Called by a check that finds nothing to judge in this exchange."""
     raise _NotApplicable

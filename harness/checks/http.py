@@ -7,28 +7,30 @@ from harness.exchange import INVALID_JSON, Exchange, Outcome
 from harness.protocol import schema_errors
 
 
+def _status(exchange: Exchange, what: str) -> int:
+    if exchange.status is None:
+        if exchange.outcome is Outcome.CONNECT_ERROR:
+            not_applicable()  # endpoint_reachable says it
+        raise CheckFailed(f"No answer to {what}", exchange.error or "")
+    return exchange.status
+
+
 @check(Severity.ERROR, on=(Expect.MALFORMED,), needs_success=False)
 def malformed_request_rejected(ctx: CheckContext, exchange: Exchange) -> None:
     """A malformed body gets a prompt 4xx, not a 5xx, a 2xx or a hang."""
-    if exchange.status is None:
-        if exchange.outcome is Outcome.CONNECT_ERROR:
-            not_applicable()
-        raise CheckFailed("No answer to a malformed body", exchange.error or "")
-    if not 400 <= exchange.status < 500:
-        raise CheckFailed(f"HTTP {exchange.status} for a malformed body, expected 4xx", exchange.body_excerpt())
+    status = _status(exchange, "a malformed body")
+    if not 400 <= status < 500:
+        raise CheckFailed(f"HTTP {status} for a malformed body, expected 4xx", exchange.body_excerpt())
 
 
 @check(Severity.ERROR, on=(Expect.AUTH,), needs_success=False)
 def rejects_wrong_api_key(ctx: CheckContext, exchange: Exchange) -> None:
     """With an API key configured, a wrong or missing key gets 401/403: otherwise the endpoint is open to anyone."""
-    if exchange.status is None:
-        if exchange.outcome is Outcome.CONNECT_ERROR:
-            not_applicable()
-        raise CheckFailed("No answer to a request with a wrong key", exchange.error or "")
-    if exchange.status not in (401, 403):
+    status = _status(exchange, "a request with a wrong key")
+    if status not in (401, 403):
         given = "no Authorization header" if exchange.request.header("authorization") is None else "a wrong key"
         raise CheckFailed(
-            f"HTTP {exchange.status} for a request with {given}, expected 401 or 403",
+            f"HTTP {status} for a request with {given}, expected 401 or 403",
             "The endpoint accepts callers who do not hold the key. " + exchange.body_excerpt(120),
         )
 

@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from harness.checks import REGISTRY, Thresholds
-from harness.cli.options import Option, add_options, resolve
+from harness.cli.options import Option, add_options, positive_float, positive_int, resolve
 from harness.errors import ConfigError, did_you_mean
 from harness.fake_llm import FakeLLMConfig, create_app
 from harness.reader import ReadLimits
@@ -32,28 +32,6 @@ __all__ = ["add_parser", "run"]
 
 ENV_PREFIX = "VAPI_HARNESS_"
 log = logging.getLogger(__name__)
-
-
-def positive_float(text: str) -> float:
-    """A number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise ValueError(f"{text!r} must be greater than 0")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """A whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise ValueError(f"{text!r} must be at least 1")
-    return value
 
 
 def header(text: str) -> tuple[str, str]:

@@ -10,8 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from harness.cli.check import positive_int
-from harness.cli.options import Option, add_options, resolve
+from harness.cli.options import Option, add_options, number, resolve
 from harness.errors import ConfigError, did_you_mean
 from harness.fake_llm import DEFAULT_REPLY, FAULTS, QUIRKS, FakeLLMConfig, create_app
 
@@ -21,17 +20,11 @@ ENV_PREFIX = "VAPI_HARNESS_FAKE_LLM_"
 
 
 def _millis(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number of milliseconds") from None
-    if value < 0:
-        raise ValueError(f"{text!r} must not be negative")
-    return value
+    return number(text)
 
 
 def _port(text: str) -> int:
-    value = positive_int(text) if text != "0" else 0
+    value = int(number(text, whole=True))
     if value > 65535:
         raise ValueError(f"{text!r} is not a port number")
     return value

@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 
-__all__ = ["Option", "add_options", "parse_bool", "resolve"]
+__all__ = ["Option", "add_options", "number", "parse_bool", "positive_float", "positive_int", "resolve"]
 
 
 def parse_bool(text: str) -> bool:
@@ -21,6 +21,28 @@ def parse_bool(text: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"{text!r} is not a boolean (use true or false)")
+
+
+def number(text: str, *, minimum: float = 0.0, exclusive: bool = False, whole: bool = False) -> float:
+    """Parse a number from a flag or variable, with a message that says what was wrong."""
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a {'whole ' if whole else ''}number") from None
+    if value < minimum or (exclusive and value == minimum):
+        bound = "greater than" if exclusive else "at least"
+        raise ValueError(f"{text!r} must be {bound} {minimum:g}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A number > 0."""
+    return number(text, exclusive=True)
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    return int(number(text, minimum=1, whole=True))
 
 
 @dataclass(frozen=True)
