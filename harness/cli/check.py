@@ -21,7 +21,7 @@ from harness.cli.options import Option, add_options, positive_float, positive_in
 from harness.errors import ConfigError, did_you_mean
 from harness.fake_llm import FakeLLMConfig, create_app
 from harness.reader import ReadLimits
-from harness.reporting import JsonReport, JUnitReport, Redactor, TerminalReport
+from harness.reporting import JsonReport, JUnitReport, Redactor, TerminalReport, is_secret_header
 from harness.results import RunEvent, RunInfo, RunResult
 from harness.runner import Runner, RunSettings
 from harness.servers import serve_in_thread
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     deadline_s = config.deadline_s or config.timeout_s + 10
     if deadline_s <= config.timeout_s:
         raise ConfigError(f"--deadline-s ({deadline_s:g}) must be greater than --timeout-s ({config.timeout_s:g})")
-    redactor = Redactor([config.api_key])
+    redactor = Redactor([config.api_key, *(value for name, value in config.header if is_secret_header(name))])
     for handler in logging.getLogger().handlers:
         handler.addFilter(redactor)
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)

@@ -3,7 +3,7 @@
 from harness.reporting.document import SCHEMA_VERSION, report_schema, run_document, validate_document
 from harness.reporting.json_report import JsonReport
 from harness.reporting.junit import JUnitReport, junit_tree
-from harness.reporting.redact import REDACTED, Redactor
+from harness.reporting.redact import REDACTED, Redactor, is_secret_header
 from harness.reporting.terminal import TerminalReport, render_results
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "JsonReport",
     "Redactor",
     "TerminalReport",
+    "is_secret_header",
     "junit_tree",
     "render_results",
     "report_schema",

@@ -6,10 +6,19 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["REDACTED", "SECRET_HEADERS", "Redactor"]
+__all__ = ["REDACTED", "SECRET_HEADERS", "Redactor", "is_secret_header"]
 
 REDACTED = "[redacted]"
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key", "x-vapi-secret", "cookie"})
+
+
+_SECRET_WORDS = ("auth", "key", "token", "secret", "password", "signature", "session")
+
+
+def is_secret_header(name: str) -> bool:
+    """True for headers whose values are credentials: the known ones and any name that looks like one."""
+    lowered = name.lower()
+    return lowered in SECRET_HEADERS or any(word in lowered for word in _SECRET_WORDS)
 
 
 class Redactor(logging.Filter):
@@ -28,7 +37,7 @@ class Redactor(logging.Filter):
 
     def headers(self, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
         """Headers as a dict, secret ones redacted."""
-        return {k: REDACTED if k.lower() in SECRET_HEADERS else self.text(v) for k, v in headers}
+        return {k: REDACTED if is_secret_header(k) else self.text(v) for k, v in headers}
 
     def deep(self, value: Any) -> Any:
         """A copy of a JSON-like structure with secrets replaced in every string."""

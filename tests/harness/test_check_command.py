@@ -85,6 +85,15 @@ def test_builtin_endpoint_passes_every_check(run_cli: Callable[..., Any]) -> Non
     assert {"tool_calls_assemble", "malformed_request_rejected", "message_in_reply"} <= ran
 
 
+def test_secret_looking_headers_are_redacted(run_cli: Callable[..., Any]) -> None:
+    result = run_cli("check", "--header", "X-Upstream-Token:tok-9f8e7d6c5b", "--header", "X-Tenant:acme")
+    assert result.code == 0, result.out
+    assert "tok-9f8e7d6c5b" not in str(result.report)
+    headers = result.report["exchanges"][0]["request"]["headers"]
+    assert headers["X-Upstream-Token"] == "[redacted]"
+    assert headers["X-Tenant"] == "acme"
+
+
 def test_builtin_endpoint_with_key_runs_auth_probes(run_cli: Callable[..., Any]) -> None:
     result = run_cli("check", "--api-key", KEY)
     assert result.code == 0, result.out
