@@ -21,7 +21,9 @@ def stream_is_sse(ctx: CheckContext, exchange: Exchange) -> None:
     if exchange.body_json is not INVALID_JSON:
         raise CheckFailed(
             "JSON body answering a stream request",
-            f"Vapi sends stream: true and reads SSE only; this reply has no `data:` events: {exchange.body_excerpt()}",
+            f"Vapi sends stream: true and reads SSE only; this reply has no `data:` events: {exchange.body_excerpt()}\n"
+            "Vapi's client sends `Accept: application/json` even when streaming: decide on the body's `stream` "
+            "field, not on the Accept header.",
         )
     raise CheckFailed("No SSE events in the reply", f"Body: {exchange.body_excerpt() or '(empty)'}")
 
