@@ -11,7 +11,7 @@ from typing import Any
 from harness.protocol import Deviation, SSEDecoder, SSEEvent, delta_content, delta_tool_calls
 from mock_vapi import VapiRequest
 
-__all__ = ["INVALID_JSON", "Exchange", "Outcome", "ParsedEvent", "Recorder"]
+__all__ = ["INVALID_JSON", "Exchange", "Outcome", "ParsedEvent", "Recorder", "js_json", "js_truthy"]
 
 
 class Outcome(StrEnum):
@@ -28,6 +28,22 @@ class Outcome(StrEnum):
     TOO_LARGE = "too_large"
     BROKEN = "broken"
     CANCELLED = "cancelled"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def js_json(text: str | bytes) -> Any:
+    """Parse JSON as JavaScript's `JSON.parse` does: `NaN` and `Infinity` are errors, not numbers."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def js_truthy(value: Any) -> bool:
+    """JavaScript truthiness: `{}` and `[]` are true, `null`, `false`, `0` and `""` are false."""
+    if isinstance(value, dict | list):
+        return True
+    return bool(value)
 
 
 class _Invalid:
@@ -54,7 +70,7 @@ class ParsedEvent:
         if sse.is_done:
             return cls(sse, None)
         try:
-            payload = json.loads(sse.data)
+            payload = js_json(sse.data)
         except ValueError as exc:
             return cls(sse, INVALID_JSON, json_error=str(exc))
         return cls(sse, payload, delta_content(payload), delta_tool_calls(payload))
@@ -62,7 +78,12 @@ class ParsedEvent:
     @property
     def spoken(self) -> bool:
         """True when Vapi reads this event (terminated, before `[DONE]`, valid JSON)."""
-        return self.sse.terminated and not self.sse.after_done and self.payload not in (None, INVALID_JSON)
+        return (
+            self.sse.terminated
+            and not self.sse.after_done
+            and not self.sse.is_done
+            and self.payload is not INVALID_JSON
+        )
 
     @property
     def has_delta(self) -> bool:
@@ -124,7 +145,7 @@ class Exchange:
     def body_json(self) -> Any:
         """The body parsed as JSON, or `INVALID_JSON`."""
         try:
-            return json.loads(self.body)
+            return js_json(self.body)
         except ValueError:
             return INVALID_JSON
 

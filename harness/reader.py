@@ -21,13 +21,17 @@ __all__ = ["ReadLimits", "new_session", "read_into"]
 
 @dataclass(frozen=True)
 class ReadLimits:
-    """Bounds on one exchange; `None` for `first_delta_s` means the request's `timeout_s`."""
+    """Bounds on one exchange; `None` for `first_delta_s` means the request's `timeout_s`.
+
+    A pause after the first delta is not cut (Vapi speaks, then waits): `no_long_stall` judges it, and
+    `deadline_s` bounds it. `idle_s`, off by default, cuts any silence of that length.
+    """
 
     first_delta_s: float | None = None
     deadline_s: float = 30.0
     idle_s: float | None = None
     close_grace_s: float = 2.0
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int = 4 * 1024 * 1024
     max_event_bytes: int = 1024 * 1024
 
 
@@ -72,7 +76,6 @@ async def read_into(
     """
     request = exchange.request
     first_delta_s = limits.first_delta_s if limits.first_delta_s is not None else request.timeout_s
-    idle_s = limits.idle_s if limits.idle_s is not None else first_delta_s
     t0 = exchange.t_start = time.perf_counter()
     deadline = t0 + limits.deadline_s
     first_delta_by = t0 + first_delta_s
@@ -107,9 +110,15 @@ async def read_into(
         while True:
             now = time.perf_counter()
             bounds = [
-                (deadline, Outcome.DEADLINE, f"The reply did not end within the {limits.deadline_s:g} s deadline"),
-                (now + idle_s, Outcome.IDLE_TIMEOUT, f"No bytes arrived for {idle_s:g} s; the stream stalled"),
+                (
+                    deadline,
+                    Outcome.DEADLINE,
+                    f"Still open after the {limits.deadline_s:g} s deadline ({len(exchange.events)} events so far): "
+                    "the reply never ends, or it is longer than --deadline-s allows",
+                ),
             ]
+            if limits.idle_s is not None:
+                bounds.append((now + limits.idle_s, Outcome.IDLE_TIMEOUT, f"No bytes arrived for {limits.idle_s:g} s"))
             if request.stream and recorder.first_delta_at is None:
                 bounds.append(
                     (

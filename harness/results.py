@@ -74,6 +74,18 @@ class CheckSummary:
             return Status.FAILED
         return Status.PASSED if self.runs else Status.SKIPPED
 
+    @property
+    def worst(self) -> Severity | None:
+        """The gravest severity among the failures (a probe Vapi does not send only warns), or None."""
+        if not self.failures:
+            return None
+        return min((f.severity for _, f in self.failures), key=lambda s: s is not Severity.ERROR)
+
+    @property
+    def failures_first(self) -> list[tuple[ExchangeResult, Finding]]:
+        """Failures, errors before warnings."""
+        return sorted(self.failures, key=lambda pair: pair[1].severity is not Severity.ERROR)
+
 
 @dataclass
 class RunResult:
@@ -116,8 +128,8 @@ class RunResult:
         return {
             "exchanges": len(self.results),
             "checks_passed": sum(s.status is Status.PASSED for s in checks),
-            "errors": sum(s.status is Status.FAILED and s.severity is Severity.ERROR for s in checks),
-            "warnings": sum(s.status is Status.FAILED and s.severity is Severity.WARNING for s in checks),
+            "errors": sum(s.worst is Severity.ERROR for s in checks),
+            "warnings": sum(s.worst is Severity.WARNING for s in checks),
         }
 
     @property

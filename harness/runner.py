@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from harness.checks import CheckContext, Thresholds, run_checks
+from harness.checks import CheckContext, Finding, Severity, Status, Thresholds, run_checks
 from harness.exchange import Exchange, Outcome
 from harness.metrics import exchange_metrics
 from harness.reader import ReadLimits, new_session, read_into
@@ -28,6 +28,7 @@ __all__ = ["RunSettings", "Runner"]
 # After this many hung requests in a row the endpoint is not answering: stop rather than wait out every probe.
 _MAX_HUNG_IN_A_ROW = 3
 _HUNG = frozenset({Outcome.HEADERS_TIMEOUT, Outcome.FIRST_DELTA_TIMEOUT, Outcome.IDLE_TIMEOUT, Outcome.DEADLINE})
+# An answered request that Vapi would not send (stream: false) does not break a run of hung ones.
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,13 @@ class RunSettings:
     limits: ReadLimits = field(default_factory=ReadLimits)
     thresholds: Thresholds = field(default_factory=Thresholds)
     disabled_checks: frozenset[str] = frozenset()
+
+
+def _as_warning(finding: Finding) -> Finding:
+    if finding.status is not Status.FAILED or finding.severity is Severity.WARNING:
+        return finding
+    note = "Vapi does not send this request with the configured assistant, so this is a warning."
+    return replace(finding, severity=Severity.WARNING, detail=f"{finding.detail}\n{note}".strip())
 
 
 class Runner:
@@ -67,7 +75,10 @@ class Runner:
                         result = self._judge(probe, repeat, exchange)
                         self.run.results.append(result)
                     yield ExchangeFinished(result)
-                    hung = hung + 1 if exchange.outcome in _HUNG else 0
+                    if exchange.outcome in _HUNG:
+                        hung += 1
+                    elif probe.request.stream:
+                        hung = 0
                     if exchange.outcome is Outcome.CONNECT_ERROR:
                         self.run.stopped_early = exchange.error
                     elif hung >= _MAX_HUNG_IN_A_ROW:
@@ -93,4 +104,6 @@ class Runner:
         else:
             ctx = CheckContext(probe.name, probe.expect, self.settings.thresholds)
             findings = run_checks(ctx, exchange, self.settings.disabled_checks)
+            if probe.optional:
+                findings = [_as_warning(f) for f in findings]
         return ExchangeResult(probe, repeat, exchange, findings, exchange_metrics(exchange))

@@ -25,6 +25,13 @@ WORDS = [chunk({"content": w}) for w in ("We open ", "at nine tomorrow ", "morni
 STOP = chunk({}, "stop")
 DONE = b"data: [DONE]\n\n"
 IDEAL = [ROLE, *WORDS, STOP, DONE]
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+    },
+}
 TOOL_HEAD = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
 
 
@@ -40,9 +47,10 @@ def recorded(
     extra_body: dict[str, Any] | None = None,
     url: str | None = None,
     max_event_bytes: int = 1024 * 1024,
+    tools: tuple[dict[str, Any], ...] = (),
 ) -> Exchange:
     """An exchange as the reader would record it, from frames arriving `gap_s` apart (or at `times`)."""
-    model = MODEL if url is None else MODEL.with_(url=url)
+    model = MODEL.with_(tools=tools) if url is None else MODEL.with_(url=url, tools=tools)
     request = build_request(model, MESSAGES, stream=stream, extra_body=extra_body)
     exchange = Exchange(request, t_start=0.0)
     exchange.status = status

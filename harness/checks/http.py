@@ -15,7 +15,7 @@ def _status(exchange: Exchange, what: str) -> int:
     return exchange.status
 
 
-@check(Severity.ERROR, on=(Expect.MALFORMED,), needs_success=False)
+@check(Severity.WARNING, on=(Expect.MALFORMED,), needs_success=False)
 def malformed_request_rejected(ctx: CheckContext, exchange: Exchange) -> None:
     """A malformed body gets a prompt 4xx, not a 5xx, a 2xx or a hang."""
     status = _status(exchange, "a malformed body")

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable
-from harness.exchange import INVALID_JSON, Exchange, Outcome, ParsedEvent
+from harness.exchange import INVALID_JSON, Exchange, Outcome, ParsedEvent, js_truthy
 from harness.protocol import FINISH_REASONS, schema_errors
 
 TURN = (Expect.TURN,)
@@ -26,7 +26,7 @@ def chunks_have_choices(ctx: CheckContext, exchange: Exchange) -> None:
     """Every chunk has an array `choices`; otherwise Vapi fails with `chunk.choices is not iterable`."""
     for event in _chunks(exchange):
         payload = event.payload
-        if isinstance(payload, dict) and payload.get("error"):
+        if isinstance(payload, dict) and js_truthy(payload.get("error")):
             continue  # judged by chunk_has_no_error
         if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
             raise CheckFailed(f"Chunk {event.sse.index} has no `choices` array", _quote(payload))
@@ -36,7 +36,7 @@ def chunks_have_choices(ctx: CheckContext, exchange: Exchange) -> None:
 def chunk_has_no_error(ctx: CheckContext, exchange: Exchange) -> None:
     """No chunk carries a top-level `error`; the SDK raises on it and the turn fails."""
     for event in _chunks(exchange):
-        if isinstance(event.payload, dict) and event.payload.get("error"):
+        if isinstance(event.payload, dict) and js_truthy(event.payload.get("error")):
             raise CheckFailed(f"Chunk {event.sse.index} is an error", _quote(event.payload))
 
 
@@ -57,6 +57,13 @@ def finish_reason_is_valid(ctx: CheckContext, exchange: Exchange) -> None:
     bad = [r for r in reasons if r not in FINISH_REASONS]
     if bad:
         raise CheckFailed(f"Invalid finish_reason {bad[0]!r}", f"Expected one of {', '.join(FINISH_REASONS)}")
+    has_tools = any(e.tool_calls for e in exchange.content_events)
+    if "tool_calls" in reasons and not has_tools:
+        raise CheckFailed("finish_reason 'tool_calls' but the stream has no tool call")
+    if has_tools and "stop" in reasons and "tool_calls" not in reasons:
+        raise CheckFailed(
+            "The stream has tool calls but finish_reason 'stop'", "OpenAI ends a tool call with 'tool_calls'"
+        )
 
 
 @check(Severity.WARNING, on=TURN, streamed=True)
@@ -77,7 +84,7 @@ def chunk_fields_present(ctx: CheckContext, exchange: Exchange) -> None:
     """Every chunk has `id`, `model` and `object: chat.completion.chunk`."""
     for event in _chunks(exchange):
         payload = event.payload
-        if not isinstance(payload, dict) or "error" in payload:
+        if not isinstance(payload, dict) or js_truthy(payload.get("error")):
             continue
         missing = [k for k in ("id", "model", "object") if k not in payload]
         if missing:
@@ -103,7 +110,7 @@ def chunk_fields_consistent(ctx: CheckContext, exchange: Exchange) -> None:
 def chunks_match_openai_schema(ctx: CheckContext, exchange: Exchange) -> None:
     """Every chunk validates against the `openai` package's `ChatCompletionChunk` schema."""
     for event in _chunks(exchange):
-        if isinstance(event.payload, dict) and "error" in event.payload:
+        if isinstance(event.payload, dict) and js_truthy(event.payload.get("error")):
             continue
         errors = schema_errors("chunk", event.payload)
         if errors:

@@ -114,6 +114,14 @@ def stream_is_utf8(ctx: CheckContext, exchange: Exchange) -> None:
 
 
 @check(Severity.WARNING, on=TURN, streamed=True)
+def no_byte_order_mark(ctx: CheckContext, exchange: Exchange) -> None:
+    """The stream does not start with a UTF-8 BOM: the SDK v4 on Node reads it into the first field name."""
+    details = _deviations(exchange, "byte_order_mark")
+    if details:
+        raise CheckFailed("Byte order mark at the start of the stream", details[0])
+
+
+@check(Severity.WARNING, on=TURN, streamed=True)
 def events_within_size_limit(ctx: CheckContext, exchange: Exchange) -> None:
     """No single event exceeds the reader's event-size bound."""
     details = _deviations(exchange, "oversize_event")

@@ -23,6 +23,31 @@ def tool_calls_assemble(ctx: CheckContext, exchange: Exchange) -> None:
         raise CheckFailed("Tool-call fragments do not assemble", "\n".join(problems[:5]))
 
 
+@check(Severity.WARNING, on=(Expect.TURN,), streamed=True)
+def tool_calls_name_offered(ctx: CheckContext, exchange: Exchange) -> None:
+    """Tool calls name a tool the request offered; Vapi runs only tools attached to the assistant."""
+    body = exchange.request.json_body or {}
+    offered = {
+        t["function"].get("name")
+        for t in body.get("tools") or []
+        if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    }
+    names = {
+        fragment["function"]["name"]
+        for event in exchange.spoken_events
+        for fragment in event.tool_calls
+        if isinstance(fragment, dict)
+        and isinstance(fragment.get("function"), dict)
+        and fragment["function"].get("name")
+    }
+    if not names:
+        not_applicable()
+    unknown = sorted(names - offered)
+    if unknown:
+        choices = ", ".join(sorted(n for n in offered if n)) or "none"
+        raise CheckFailed(f"Tool call to {unknown[0]!r}, which the request did not offer", f"Offered: {choices}")
+
+
 @check(Severity.ERROR, on=(Expect.TURN,), streamed=False)
 def tool_calls_are_valid(ctx: CheckContext, exchange: Exchange) -> None:
     """A non-streamed tool call has `id`, `function.name` and JSON `arguments` as a string."""

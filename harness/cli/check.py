@@ -22,7 +22,7 @@ from harness.errors import ConfigError, did_you_mean
 from harness.fake_llm import FakeLLMConfig, create_app
 from harness.reader import ReadLimits
 from harness.reporting import JsonReport, JUnitReport, Redactor, TerminalReport, is_secret_header
-from harness.results import RunEvent, RunInfo, RunResult
+from harness.results import RunEvent, RunInfo
 from harness.runner import Runner, RunSettings
 from harness.servers import serve_in_thread
 from harness.suite import Target, default_probes
@@ -204,16 +204,16 @@ def run(args: argparse.Namespace) -> int:
         )
         runner = Runner(info, probes, settings)
         try:
-            result = asyncio.run(_drive(runner, writers, config.max_run_s))
+            passed = asyncio.run(_drive(runner, writers, config.max_run_s))
         except KeyboardInterrupt:
             # asyncio.run re-raises Ctrl-C after _drive has written the reports.
             sys.stderr.write(f"Interrupted. Partial reports are in {out_dir}\n")
             return 130
     sys.stderr.write(f"Reports: {out_dir}\n")
-    return 0 if result.passed else 1
+    return 0 if passed else 1
 
 
-async def _drive(runner: Runner, writers: list[Any], max_run_s: float) -> RunResult:
+async def _drive(runner: Runner, writers: list[Any], max_run_s: float) -> bool:
     def dispatch(event: RunEvent) -> None:
         for writer in writers:
             writer.handle_event(event)
@@ -230,4 +230,5 @@ async def _drive(runner: Runner, writers: list[Any], max_run_s: float) -> RunRes
     finally:
         for writer in writers:
             writer.close()
-    return runner.run
+    # A bool, not the run: asyncio.run's teardown takes the repr of what the main task returns.
+    return runner.run.passed

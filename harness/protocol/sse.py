@@ -71,8 +71,9 @@ class _Pending:
 class SSEDecoder:
     """Incremental, OpenAI-SDK-faithful SSE decoder that records deviations.
 
-    Deviation kinds: `invalid_utf8`, `event_field`, `oversize_event`, `data_after_done`,
-    `second_done`, `unterminated_event`.
+    Deviation kinds: `invalid_utf8`, `byte_order_mark`, `event_field`, `oversize_event`, `data_after_done`,
+    `second_done`, `unterminated_event`. A leading BOM is skipped (as the SDK v5's TextDecoder does), and an
+    oversize event is kept whole: the caller bounds the body.
     """
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
@@ -94,7 +95,12 @@ class SSEDecoder:
         if not self._started:
             self._started = True
             if chunk.startswith(b"\xef\xbb\xbf"):
-                chunk = chunk[3:]  # a leading BOM is dropped, as the SDK's TextDecoder does
+                chunk = chunk[3:]
+                self.deviations.append(
+                    Deviation(
+                        "byte_order_mark", "The stream starts with a UTF-8 BOM; SDK v4 on Node loses the first event", t
+                    )
+                )
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._skip_lf = False
@@ -121,7 +127,6 @@ class SSEDecoder:
         self._buffer = buffer[start:]
         if len(self._buffer) > self.max_event_bytes:
             self._oversize(t)
-            self._buffer = b""
         return events
 
     def close(self, t: float) -> list[SSEEvent]:
@@ -150,7 +155,7 @@ class SSEDecoder:
     def _line(self, raw: bytes, t: float) -> SSEEvent | None:
         if not raw:
             if not self._pending.data and not self._pending.event:
-                self._pending = _Pending()  # also ends an oversize event that was dropped
+                self._pending = _Pending()
                 return None
             return self._dispatch(t, terminated=True)
         try:
@@ -170,13 +175,9 @@ class SSEDecoder:
             value = value[1:]
         pending = self._pending
         if name == "data":
-            if pending.oversize:
-                return None
             pending.size_bytes += len(raw) + 1
             if pending.size_bytes > self.max_event_bytes:
                 self._oversize(t)
-                pending.data.clear()
-                return None
             pending.data.append(value)
         elif name == "event":
             pending.event = value
@@ -186,10 +187,10 @@ class SSEDecoder:
         return None
 
     def _oversize(self, t: float) -> None:
-        self._pending.oversize = True
-        self.deviations.append(
-            Deviation("oversize_event", f"An event exceeded {self.max_event_bytes} bytes; its data was dropped", t)
-        )
+        # Recorded once per event and kept whole: the SDK has no size limit, the reader bounds the body.
+        if not self._pending.oversize:
+            self._pending.oversize = True
+            self.deviations.append(Deviation("oversize_event", f"An event exceeded {self.max_event_bytes} bytes", t))
 
     def _dispatch(self, t: float, *, terminated: bool) -> SSEEvent:
         pending = self._pending

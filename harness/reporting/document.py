@@ -129,10 +129,11 @@ def run_document(run: RunResult, redactor: Redactor) -> dict[str, Any]:
                     {
                         "probe": r.probe.name,
                         "repeat": r.repeat,
+                        "severity": f.severity.value,
                         "title": redactor.text(f.title),
                         "detail": redactor.text(f.detail),
                     }
-                    for r, f in s.failures
+                    for r, f in s.failures_first
                 ],
             }
             for s in run.checks()

@@ -21,7 +21,7 @@ def _verdict(summary: CheckSummary) -> Text:
         return Text("n/a", style="dim")
     if summary.status is Status.PASSED:
         return Text("PASS", style="green")
-    if summary.severity is Severity.ERROR:
+    if summary.worst is Severity.ERROR:
         return Text("FAIL", style="bold red")
     return Text("WARN", style="yellow")
 
@@ -41,7 +41,7 @@ def render_results(run: RunResult, console: Console, redactor: Redactor, *, show
             continue
         message = ""
         if summary.failures:
-            result, finding = summary.failures[0]
+            result, finding = summary.failures_first[0]
             more = f" (+{len(summary.failures) - 1} more)" if len(summary.failures) > 1 else ""
             message = f"{result.probe.name}: {finding.title}{more}"
             if finding.detail:

@@ -35,12 +35,12 @@ ERROR_FAULTS = {
     "drop-mid-stream": "body_is_complete",
     "unterminated-event": "last_event_terminated",
     "no-message": "message_in_reply",
-    "malformed-500": "malformed_request_rejected",
     "hang": "headers_within_timeout",
 }
 # fault -> the warning-level check that must fail (exit 0, or 1 with --strict)
 WARNING_FAULTS = {
     "no-done": "stream_ends_with_done",
+    "malformed-500": "malformed_request_rejected",
     "no-finish-reason": "finish_reason_is_valid",
     "bad-finish-reason": "finish_reason_is_valid",
     "wrong-content-type": "content_type_is_event_stream",
@@ -165,6 +165,19 @@ def test_extra_fields_rejection_explains_metadata_send_mode(
     assert "metadata_off" not in failures
     assert "metadataSendMode" in failures["metadata_variable"]["detail"]
     assert "metadata_destructured" in failures
+
+
+def test_extra_fields_rejection_only_warns_when_the_assistant_sends_none(
+    fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm(faults={"reject-extra-fields"})
+    result = run_cli("check", "--url", f"{server.url}/v1", "--metadata-send-mode", "off", *FAST)
+    assert result.code == 0, result.out
+    failures = result.check("status_is_success")["failures"]
+    assert {f["probe"] for f in failures} == {"metadata_variable", "metadata_destructured"}
+    assert {f["severity"] for f in failures} == {"warning"}
+    assert "does not send this request" in failures[0]["detail"]
+    assert run_cli("check", "--url", f"{server.url}/v1", "--metadata-send-mode", "off", "--strict", *FAST).code == 1
 
 
 def test_unreachable_endpoint_is_a_finding_not_a_crash(run_cli: Callable[..., Any]) -> None:

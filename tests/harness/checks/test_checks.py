@@ -9,7 +9,7 @@ import pytest
 
 from harness.checks import REGISTRY, CheckContext, Expect, Severity, Status, Thresholds, run_checks
 from harness.exchange import Exchange, Outcome
-from tests.streams import DONE, IDEAL, ROLE, STOP, TOOL_HEAD, WORDS, chunk, recorded
+from tests.streams import DONE, IDEAL, ROLE, STOP, TOOL_HEAD, WEATHER_TOOL, WORDS, chunk, recorded
 
 
 def findings(exchange: Exchange, expect: Expect = Expect.TURN) -> dict[str, Status]:
@@ -47,6 +47,9 @@ ERROR_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "empty-data": ("sse_data_is_json", {"frames": [ROLE, b"data:\n\n", *WORDS, STOP, DONE]}),
     "no-choices": ("chunks_have_choices", {"frames": [ROLE, b'data: {"function_call":{"name":"x"}}\n\n', *WORDS]}),
     "null-error-no-choices": ("chunks_have_choices", {"frames": [ROLE, b'data: {"error":null}\n\n', *WORDS, DONE]}),
+    "nan": ("sse_data_is_json", {"frames": [ROLE, chunk({"content": "Hi"}, logprob=float("nan")), DONE]}),
+    "data-null": ("chunks_have_choices", {"frames": [ROLE, b"data: null\n\n", *WORDS, STOP, DONE]}),
+    "empty-error-object": ("chunk_has_no_error", {"frames": [ROLE, chunk({"content": "Hi"}, error={}), DONE]}),
     "null-choices": ("chunks_have_choices", {"frames": [ROLE, b'data: {"choices":null}\n\n', *WORDS, DONE]}),
     "scalar-chunk": ("chunks_have_choices", {"frames": [ROLE, b"data: 42\n\n", *WORDS, DONE]}),
     "error-chunk": ("chunk_has_no_error", {"frames": [ROLE, b'data: {"error":{"message":"boom"}}\n\n', DONE]}),
@@ -131,6 +134,18 @@ WARNING_CASES: dict[str, tuple[str, dict[str, Any]]] = {
         {"frames": [ROLE, *WORDS, chunk({"content": "x" * 500}), STOP, DONE], "max_event_bytes": 300},
     ),
     "unterminated-done": ("events_are_terminated", {"frames": [ROLE, *WORDS, STOP, b"data: [DONE]"]}),
+    "tool-not-offered": (
+        "tool_calls_name_offered",
+        {
+            "frames": [
+                ROLE,
+                chunk({"tool_calls": [{**TOOL_HEAD, "function": {"name": "book", "arguments": "{}"}}]}),
+                DONE,
+            ]
+        },
+    ),
+    "tool-finish-without-tools": ("finish_reason_is_valid", {"frames": [ROLE, *WORDS, chunk({}, "tool_calls"), DONE]}),
+    "bom": ("no_byte_order_mark", {"frames": [b"\xef\xbb\xbf" + ROLE, *WORDS, STOP, DONE]}),
     "no-usage": ("usage_when_requested", {"frames": IDEAL, "extra_body": {"stream_options": {"include_usage": True}}}),
     "doubled-url": ("model_url_is_base_url", {"frames": IDEAL, "url": "http://127.0.0.1:9/v1/chat/completions"}),
     "query-url": ("model_url_is_base_url", {"frames": IDEAL, "url": "http://127.0.0.1:9/v1?key=1"}),
@@ -186,7 +201,7 @@ def test_tool_call_stream_assembles() -> None:
         chunk({}, "tool_calls"),
         DONE,
     ]
-    result = findings(recorded(frames))
+    result = findings(recorded(frames, tools=(WEATHER_TOOL,)))
     assert result["tool_calls_assemble"] is Status.PASSED
     assert result["first_delta_within_timeout"] is Status.PASSED
     assert {k for k, v in result.items() if v is Status.FAILED} == set()
@@ -262,7 +277,7 @@ def test_disabled_checks_do_not_run() -> None:
 def test_every_check_has_a_rationale_and_a_test_case() -> None:
     covered = {c for c, _ in ERROR_CASES.values()} | {c for c, _ in WARNING_CASES.values()}
     covered |= {"message_in_reply", "tool_calls_are_valid", "malformed_request_rejected", "rejects_wrong_api_key"}
-    covered |= {"error_has_envelope", "completion_matches_openai_schema", "no_redirect"}
+    covered |= {"error_has_envelope", "completion_matches_openai_schema", "no_redirect", "tool_calls_name_offered"}
     assert set(REGISTRY) == covered
     assert all(c.rationale for c in REGISTRY.values())
 

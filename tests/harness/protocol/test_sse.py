@@ -197,31 +197,38 @@ def test_event_at_the_size_limit_is_kept() -> None:
     assert decoder.deviations == []
 
 
-def test_oversize_event_is_dropped_and_recorded() -> None:
-    events, decoder = decode(b"data: abcd\n\n", max_event_bytes=10)
-    assert events == []
+def test_oversize_event_is_kept_whole_and_recorded() -> None:
+    events, decoder = decode(b"data: abcdefghijk\n\n", max_event_bytes=10)
+    assert datas(events) == ["abcdefghijk"]
     assert kinds(decoder) == ["oversize_event"]
     assert "10 bytes" in decoder.deviations[0].detail
 
 
-def test_oversize_event_over_several_data_lines_is_dropped() -> None:
+def test_oversize_event_over_several_data_lines_is_recorded_once() -> None:
     events, decoder = decode(b"data: aaaa\ndata: bbbb\ndata: cccc\n\n", max_event_bytes=20)
-    assert events == []
+    assert datas(events) == ["aaaa\nbbbb\ncccc"]
     assert kinds(decoder) == ["oversize_event"]
 
 
-def test_oversize_partial_line_is_dropped_and_recorded() -> None:
+def test_oversize_partial_line_is_recorded_when_it_grows_too_long() -> None:
     decoder = SSEDecoder(max_event_bytes=16)
     assert decoder.feed(b"data: " + b"x" * 40, 1.0) == []
     assert kinds(decoder) == ["oversize_event"]
     assert decoder.deviations[0].t == 1.0
-    assert decoder.feed(b"\n\n", 2.0) == []
-
-
-def test_events_after_an_oversize_event_are_still_dispatched() -> None:
-    events, decoder = decode(b"data: abcdefghijk\n\ndata: ok\n\n", max_event_bytes=10)
-    assert datas(events) == ["ok"]
+    assert datas(decoder.feed(b"\n\n", 2.0)) == ["x" * 40]
     assert kinds(decoder) == ["oversize_event"]
+
+
+def test_events_after_an_oversize_event_are_not_flagged() -> None:
+    events, decoder = decode(b"data: abcdefghijk\n\ndata: ok\n\n", max_event_bytes=10)
+    assert datas(events) == ["abcdefghijk", "ok"]
+    assert kinds(decoder) == ["oversize_event"]
+
+
+def test_leading_byte_order_mark_is_skipped_and_recorded() -> None:
+    events, decoder = decode(b"\xef\xbb\xbfdata: {}\n\n")
+    assert datas(events) == ["{}"]
+    assert kinds(decoder) == ["byte_order_mark"]
 
 
 # [DONE]
