@@ -18,21 +18,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from harness.fake_llm.script import FakeLLMConfig, Frame, plan_completion, plan_reply
-from harness.protocol import error_envelope
+from harness.protocol import error_envelope, openai_chat_params
 
-__all__ = ["OPENAI_PARAMS", "RecordedRequest", "create_app"]
+__all__ = ["RecordedRequest", "create_app"]
 
-# Parameters of OpenAI's chat-completions endpoint; anything else is "unrecognized" to a strict server.
-OPENAI_PARAMS = frozenset(
-    {
-        "model", "messages", "temperature", "top_p", "n", "stream", "stream_options", "stop", "max_tokens",
-        "max_completion_tokens", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
-        "top_logprobs", "user", "tools", "tool_choice", "parallel_tool_calls", "response_format", "seed",
-        "functions", "function_call", "metadata", "store", "modalities", "audio", "prediction",
-        "reasoning_effort", "service_tier", "verbosity", "web_search_options", "prompt_cache_key",
-        "safety_identifier",
-    }
-)  # fmt: skip
 # OpenAI accepts `metadata` only with `store: true`; a strict fine-tuned endpoint rejects Vapi's.
 _VAPI_FIELDS = frozenset({"call", "phoneNumber", "customer", "metadata"})
 
@@ -94,7 +83,7 @@ async def _completions(request: Request) -> Response:
     if "status-500" in config.faults:
         record.outcome = "rejected"
         return _error(state, 500, "The server had an error while processing your request.", "server_error")
-    unknown = sorted((set(body) - OPENAI_PARAMS) | (set(body) & _VAPI_FIELDS))
+    unknown = sorted((set(body) - openai_chat_params()) | (set(body) & _VAPI_FIELDS))
     if "reject-extra-fields" in config.faults and unknown:
         record.outcome = "rejected"
         return _error(state, 400, f"Unrecognized request argument supplied: {', '.join(unknown)}")

@@ -9,6 +9,7 @@ from harness.protocol.chat import (
     delta_content,
     delta_tool_calls,
     error_envelope,
+    openai_chat_params,
 )
 from harness.protocol.schemas import schema_errors
 from harness.protocol.sse import DONE, Deviation, SSEDecoder, SSEEvent, encode_comment, encode_event
@@ -28,5 +29,6 @@ __all__ = [
     "encode_comment",
     "encode_event",
     "error_envelope",
+    "openai_chat_params",
     "schema_errors",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 __all__ = [
@@ -21,9 +22,23 @@ __all__ = [
     "delta_content",
     "delta_tool_calls",
     "error_envelope",
+    "openai_chat_params",
 ]
 
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
+
+
+@cache
+def openai_chat_params() -> frozenset[str]:
+    """The request parameters of OpenAI's chat-completions endpoint, read from the `openai` package's own types.
+
+    This is the allow-list a proxy forwards upstream: a strict server (a fine-tuned OpenAI model) rejects
+    anything else as an unrecognized argument. Imported lazily: the openai package takes ~0.6 s to import.
+    """
+    from openai.types.chat.completion_create_params import CompletionCreateParamsBase
+
+    keys = CompletionCreateParamsBase.__required_keys__ | CompletionCreateParamsBase.__optional_keys__
+    return frozenset(keys | {"stream"})  # `stream` is declared on the streaming and non-streaming subtypes
 
 
 def chunk(
