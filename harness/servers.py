@@ -25,7 +25,7 @@ class ServerThread:
             host=host,
             port=port,
             log_level=log_level,
-            lifespan="off",
+            lifespan="auto",
             access_log=False,
             timeout_graceful_shutdown=1,
         )
