@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 from harness import __version__
 from harness.cli import check, fake_llm
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     check.add_parser(subparsers)
     fake_llm.add_parser(subparsers)
+    for entry_point in sorted(entry_points(group="vapi_harness.commands"), key=lambda e: e.name):
+        entry_point.load()(subparsers)
     return parser
 
 

@@ -1,0 +1,123 @@
+"""`vapi-harness proxy`: serve the reference proxy. Registered through the `vapi_harness.commands` entry point.
+
+Every option also reads `VAPI_HARNESS_PROXY_<OPTION>`; the upstream key only ever comes from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+import uvicorn
+
+from reference_proxy.app import create_app
+from reference_proxy.hooks import HookLoadError, load_hook
+from reference_proxy.logs import JsonFormatter
+from reference_proxy.settings import ProxySettings
+
+__all__ = ["add_parser", "run"]
+
+ENV_PREFIX = "VAPI_HARNESS_PROXY_"
+
+
+class ProxyConfigError(Exception):
+    """A bad option value; the message names the option."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(ENV_PREFIX + name.upper().replace("-", "_"), default)
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the `proxy` subcommand."""
+    parser = subparsers.add_parser(
+        "proxy",
+        help="serve the reference custom-LLM proxy in front of an OpenAI-compatible API",
+        description="A custom-LLM server for Vapi that forwards to any OpenAI-compatible upstream, "
+        "strips Vapi's extra fields, and streams without buffering. "
+        f"Every option also reads {ENV_PREFIX}<OPTION>.",
+    )
+    parser.add_argument("--upstream-url", default=_env("upstream-url"), help="upstream base URL, e.g. .../v1")
+    parser.add_argument(
+        "--upstream-api-key-env",
+        default=_env("upstream-api-key-env", "OPENAI_API_KEY"),
+        metavar="NAME",
+        help="environment variable holding the upstream key (default: OPENAI_API_KEY)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=_env("api-key"),
+        metavar="KEY",
+        help=f"the key Vapi must send as Bearer (prefer {ENV_PREFIX}API_KEY: a flag value lands in shell history)",
+    )
+    parser.add_argument("--host", default=_env("host", "127.0.0.1"))
+    parser.add_argument("--port", default=_env("port", "8080"))
+    parser.add_argument("--hooks", default=_env("hooks"), metavar="MODULE:ATTR", help="an async hook, see docs")
+    parser.add_argument("--connect-timeout-s", default=_env("connect-timeout-s", "5"))
+    parser.add_argument("--first-byte-timeout-s", default=_env("first-byte-timeout-s", "20"))
+    parser.add_argument("--idle-timeout-s", default=_env("idle-timeout-s", "20"))
+    parser.add_argument(
+        "--force-include-usage",
+        action="store_true",
+        default=(_env("force-include-usage", "") or "").lower() in ("1", "true", "yes", "on"),
+        help="ask the upstream for a usage chunk on every stream",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _number(args: argparse.Namespace, name: str) -> float:
+    text = getattr(args, name)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ProxyConfigError(f"--{name.replace('_', '-')}: {text!r} is not a number") from None
+    if value <= 0:
+        raise ProxyConfigError(f"--{name.replace('_', '-')}: {text!r} must be greater than 0")
+    return value
+
+
+def settings_from(args: argparse.Namespace) -> ProxySettings:
+    """Settings from parsed arguments and the environment."""
+    if not args.upstream_url:
+        raise ProxyConfigError(f"--upstream-url is required (or {ENV_PREFIX}UPSTREAM_URL)")
+    if not args.upstream_url.startswith(("http://", "https://")):
+        raise ProxyConfigError(f"--upstream-url: {args.upstream_url!r} is not an http(s) URL")
+    return ProxySettings(
+        upstream_url=args.upstream_url,
+        upstream_api_key=os.environ.get(args.upstream_api_key_env) or None,
+        api_key=args.api_key or None,
+        connect_timeout_s=_number(args, "connect_timeout_s"),
+        first_byte_timeout_s=_number(args, "first_byte_timeout_s"),
+        idle_timeout_s=_number(args, "idle_timeout_s"),
+        force_include_usage=args.force_include_usage,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; exit 2 with a message for bad options."""
+    try:
+        settings = settings_from(args)
+        hook = load_hook(args.hooks) if args.hooks else None
+        port = int(args.port)
+    except (ProxyConfigError, HookLoadError) as exc:
+        sys.stderr.write(f"vapi-harness proxy: error: {exc}\n")
+        return 2
+    except ValueError:
+        sys.stderr.write(f"vapi-harness proxy: error: --port: {args.port!r} is not a port number\n")
+        return 2
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(secrets=[settings.upstream_api_key, settings.api_key]))
+    logging.getLogger("reference_proxy").addHandler(handler)
+    logging.getLogger("reference_proxy").setLevel(logging.INFO)
+    uvicorn.run(
+        create_app(settings, hook),
+        host=args.host,
+        port=port,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        log_level="info",
+    )
+    return 0

@@ -1,0 +1,36 @@
+"""Structured JSON log lines with Vapi's call id, and secrets redacted."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+__all__ = ["JsonFormatter"]
+
+_FIELDS = ("call_id", "stream", "model")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, message, and the turn's `call_id` when known."""
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render `record` as JSON, with every known secret replaced."""
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        for name in _FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = value
+        text = json.dumps(line, ensure_ascii=False)
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
