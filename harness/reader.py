@@ -39,9 +39,11 @@ async def _request_sent(
     session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestChunkSentParams
 ) -> None:
     # The clock starts when the request is on the wire, so our own request building is not billed to the server.
-    exchange = (context.trace_request_ctx or {}).get("exchange")
-    if exchange is not None:
+    request_ctx = context.trace_request_ctx or {}
+    exchange = request_ctx.get("exchange")
+    if exchange is not None and not request_ctx.get("sent"):
         exchange.t_start = time.perf_counter()
+        request_ctx["sent"] = True  # a redirect's second request does not restart the clock
 
 
 def new_session(limit: int = 100) -> aiohttp.ClientSession:
@@ -99,7 +101,7 @@ async def read_into(
             raise _Stop(
                 Outcome.CONNECT_ERROR, f"Cannot reach {request.url}: {_reason(exc)}. Is the server running?"
             ) from None
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, ValueError) as exc:
             raise _Stop(Outcome.BROKEN, f"The request to {request.url} failed: {_reason(exc)}") from None
         exchange.t_headers = time.perf_counter()
         exchange.status = response.status

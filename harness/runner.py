@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -71,9 +72,11 @@ class Runner:
                         await read_into(
                             session, exchange, self.settings.limits, abort_after_content=probe.abort_after_content
                         )
-                    finally:
-                        result = self._judge(probe, repeat, exchange)
-                        self.run.results.append(result)
+                    except asyncio.CancelledError:
+                        self.run.results.append(self._judge(probe, repeat, exchange))  # kept, unjudged
+                        raise
+                    result = self._judge(probe, repeat, exchange)
+                    self.run.results.append(result)
                     yield ExchangeFinished(result)
                     if exchange.outcome in _HUNG:
                         hung += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,9 +12,23 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["ServerThread", "serve_in_thread"]
+__all__ = ["ServerThread", "base_url", "free_port", "serve_in_thread"]
 
 _STARTUP_TIMEOUT_S = 10.0
+
+
+def base_url(host: str, port: int) -> str:
+    """`http://host:port`, with an IPv6 host in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that is free on `host` right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class ServerThread:
@@ -58,7 +73,7 @@ class ServerThread:
     @property
     def url(self) -> str:
         """The base URL, e.g. `http://127.0.0.1:54321`."""
-        return f"http://{self.host}:{self.port}"
+        return base_url(self.host, self.port)
 
     def stop(self) -> None:
         """Ask the server to exit and wait for it (bounded)."""

@@ -76,7 +76,11 @@ def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[...,
         argv = list(args)
         report_path = tmp_path / f"report-{len(list(tmp_path.glob('report-*.json')))}.json"
         if argv and argv[0] == "check":
-            argv += ["--json", str(report_path), "--report-dir", str(tmp_path / "reports"), "--quiet"]
+            if "--json" not in argv:
+                argv += ["--json", str(report_path)]
+            if "--report-dir" not in argv:
+                argv += ["--report-dir", str(tmp_path / "reports")]
+            argv.append("--quiet")
         code = main(argv)
         captured = capsys.readouterr()
         report = json.loads(report_path.read_text()) if report_path.exists() else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import secrets
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.console import Console
 
@@ -34,12 +36,18 @@ ENV_PREFIX = "VAPI_HARNESS_"
 log = logging.getLogger(__name__)
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
 def header(text: str) -> tuple[str, str]:
     """`NAME:VALUE`."""
     name, sep, value = text.partition(":")
-    if not sep or not name.strip():
-        raise ValueError(f"{text!r} is not NAME:VALUE")
-    return name.strip(), value.strip()
+    name, value = name.strip(), value.strip()
+    if not sep or not _TOKEN.fullmatch(name):
+        raise ValueError(f"{text!r} is not NAME:VALUE (a header name has no spaces or separators)")
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError(f"the value of {name!r} contains a line break or NUL")
+    return name, value
 
 
 def check_id(text: str) -> str:
@@ -111,6 +119,20 @@ class _Config:
         return self.values[name]
 
 
+def _check_writable(out_dir: Path, *files: Path | None) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--report-dir: cannot create {out_dir}: {exc.strerror}") from None
+    for path in files:
+        if path is None:
+            continue
+        if path.is_dir():
+            raise ConfigError(f"report path {path} is a directory; give a file name")
+        if not path.parent.is_dir():
+            raise ConfigError(f"report path {path}: the folder {path.parent} does not exist")
+
+
 def _stdout_console() -> Console:
     console = Console(highlight=False)
     if not console.is_terminal:
@@ -151,11 +173,17 @@ def _model(config: _Config, url: str) -> CustomLLMModel:
 
 
 def _validate_url(url: str) -> None:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parsing the port is the check)
+    except ValueError as exc:
+        raise ConfigError(f"--url: {url!r} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"--url: {url!r} is not an http(s) URL (e.g. http://127.0.0.1:8000/v1)")
+    if parts.username or parts.password:
+        raise ConfigError(
+            "--url: credentials in the URL are not sent by Vapi's client (fetch refuses them); use --api-key"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,10 +195,20 @@ def run(args: argparse.Namespace) -> int:
     if deadline_s <= config.timeout_s:
         raise ConfigError(f"--deadline-s ({deadline_s:g}) must be greater than --timeout-s ({config.timeout_s:g})")
     redactor = Redactor([config.api_key, *(value for name, value in config.header if is_secret_header(name))])
-    for handler in logging.getLogger().handlers:
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
         handler.addFilter(redactor)
+    try:
+        return _run(config, redactor, deadline_s)
+    finally:
+        for handler in handlers:
+            handler.removeFilter(redactor)
+
+
+def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     out_dir = config.report_dir / run_id
+    _check_writable(out_dir, config.json, config.junit)
     writers: list[Any] = [
         TerminalReport(_stdout_console(), Console(stderr=True, quiet=config.quiet), redactor),
         JsonReport(out_dir / "report.json", redactor),
@@ -216,7 +254,10 @@ def run(args: argparse.Namespace) -> int:
 async def _drive(runner: Runner, writers: list[Any], max_run_s: float) -> bool:
     def dispatch(event: RunEvent) -> None:
         for writer in writers:
-            writer.handle_event(event)
+            try:
+                writer.handle_event(event)
+            except OSError as exc:  # one unwritable report must not lose the others
+                log.error("Could not write a report (%s): %s", type(writer).__name__, exc)
 
     try:
         async with asyncio.timeout(max_run_s):

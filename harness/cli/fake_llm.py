@@ -13,14 +13,11 @@ import uvicorn
 from harness.cli.options import Option, add_options, number, resolve
 from harness.errors import ConfigError, did_you_mean
 from harness.fake_llm import DEFAULT_REPLY, FAULTS, QUIRKS, FakeLLMConfig, create_app
+from harness.servers import base_url, free_port
 
 __all__ = ["add_parser", "run"]
 
 ENV_PREFIX = "VAPI_HARNESS_FAKE_LLM_"
-
-
-def _millis(text: str) -> float:
-    return number(text)
 
 
 def _port(text: str) -> int:
@@ -52,8 +49,8 @@ def _arguments(text: str) -> dict[str, Any]:
 OPTIONS = [
     Option("--host", "Interface to bind", default="127.0.0.1"),
     Option("--port", "Port to listen on (0 picks a free one)", default=8000, type=_port),
-    Option("--ttft-ms", "Delay before the first chunk", default=20.0, type=_millis),
-    Option("--chunk-delay-ms", "Delay between chunks", default=10.0, type=_millis),
+    Option("--ttft-ms", "Delay before the first chunk", default=20.0, type=number),
+    Option("--chunk-delay-ms", "Delay between chunks", default=10.0, type=number),
     Option("--reply", "Reply text, streamed word by word", default=DEFAULT_REPLY, metavar="TEXT"),
     Option(
         "--tool-mode",
@@ -123,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if not config.reply.strip():
         raise ConfigError("--reply: must not be empty")
-    sys.stderr.write(f"fake LLM: base URL http://{values['host']}:{values['port']}/v1\n")
-    uvicorn.run(create_app(config), host=values["host"], port=values["port"], log_level="info", access_log=False)
+    host = values["host"]
+    port = values["port"] or free_port(host)
+    sys.stderr.write(f"fake LLM: base URL {base_url(host, port)}/v1\n")
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ def number(text: str, *, minimum: float = 0.0, exclusive: bool = False, whole: b
         value = int(text) if whole else float(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a {'whole ' if whole else ''}number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
     if value < minimum or (exclusive and value == minimum):
         bound = "greater than" if exclusive else "at least"
         raise ValueError(f"{text!r} must be {bound} {minimum:g}")

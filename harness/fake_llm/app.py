@@ -8,6 +8,7 @@ import hmac
 import itertools
 import json
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from starlette.routing import Route
 
 from harness.fake_llm.script import FakeLLMConfig, Frame, plan_completion, plan_reply
 from harness.protocol import error_envelope, openai_chat_params
+from harness.reporting.redact import is_secret_header
 
 __all__ = ["RecordedRequest", "create_app"]
 
@@ -42,7 +44,7 @@ class RecordedRequest:
 @dataclass
 class _State:
     config: FakeLLMConfig
-    recorded: list[RecordedRequest] = field(default_factory=list)
+    recorded: deque[RecordedRequest] = field(default_factory=lambda: deque(maxlen=_RECORDED_LIMIT))
     ids: itertools.count[int] = field(default_factory=itertools.count)
 
 
@@ -55,7 +57,7 @@ def _error(state: _State, status: int, message: str, type_: str = "invalid_reque
 async def _completions(request: Request) -> Response:
     state: _State = request.app.state.fake
     config = state.config
-    headers = {k: ("[redacted]" if k == "authorization" else v) for k, v in request.headers.items()}
+    headers = {k: ("[redacted]" if is_secret_header(k) else v) for k, v in request.headers.items()}
     record = RecordedRequest(time.perf_counter(), request.url.path, headers, None)
     state.recorded.append(record)
     if "hang" in config.faults:
@@ -83,10 +85,11 @@ async def _completions(request: Request) -> Response:
     if "status-500" in config.faults:
         record.outcome = "rejected"
         return _error(state, 500, "The server had an error while processing your request.", "server_error")
-    unknown = sorted((set(body) - openai_chat_params()) | (set(body) & _VAPI_FIELDS))
-    if "reject-extra-fields" in config.faults and unknown:
-        record.outcome = "rejected"
-        return _error(state, 400, f"Unrecognized request argument supplied: {', '.join(unknown)}")
+    if "reject-extra-fields" in config.faults:
+        unknown = sorted((set(body) - openai_chat_params()) | (set(body) & _VAPI_FIELDS))
+        if unknown:
+            record.outcome = "rejected"
+            return _error(state, 400, f"Unrecognized request argument supplied: {', '.join(unknown)}")
     completion_id = f"chatcmpl-fake-{next(state.ids)}"
     if not body.get("stream") or "json-body" in config.faults:
         await asyncio.sleep(config.ttft_ms / 1000 - (time.perf_counter() - record.t))
@@ -110,6 +113,7 @@ async def _wait_for_disconnect(request: Request, limit_s: float) -> None:
 
 
 _SPIN_S = 0.002
+_RECORDED_LIMIT = 1000  # requests kept for /_fake/requests; a long load test must not grow without bound
 
 
 class _DropConnection(Exception):
@@ -118,14 +122,15 @@ class _DropConnection(Exception):
 
 def _segments(frames: list[Frame], elapsed_s: float) -> list[tuple[float, bytes, bool]]:
     """Frames due at the same moment go out in one write; the first delay counts from the request's arrival."""
-    segments: list[tuple[float, bytes, bool]] = []
+    segments: list[tuple[float, list[bytes], bool]] = []
     for frame in frames:
         if segments and frame.delay_s <= 0 and not segments[-1][2]:
-            delay_s, data, _ = segments[-1]
-            segments[-1] = (delay_s, data + frame.data, frame.fail)
+            delay_s, parts, _ = segments[-1]
+            parts.append(frame.data)
+            segments[-1] = (delay_s, parts, frame.fail)
         else:
-            segments.append((frame.delay_s - (elapsed_s if not segments else 0.0), frame.data, frame.fail))
-    return segments
+            segments.append((frame.delay_s - (elapsed_s if not segments else 0.0), [frame.data], frame.fail))
+    return [(delay_s, b"".join(parts), fail) for delay_s, parts, fail in segments]
 
 
 async def _sleep_precisely(delay_s: float) -> None:

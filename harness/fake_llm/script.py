@@ -34,7 +34,7 @@ FAULTS = {
     "tool-no-id": "send the first tool-call fragment without `id`",
     "tool-bad-arguments": "send tool-call arguments that are not JSON (streamed and not)",
     "event-error": "send an `event: error` event mid-stream",
-    "endless": "stream content forever",
+    "endless": "stream 20,000 content chunks, chunk-delay apart (a reply that does not end in time)",
     "huge-body": "stream more than 8 MiB",
     "never-close": "keep the connection open after [DONE]",
     "drop-mid-stream": "break the connection in the middle of the stream",

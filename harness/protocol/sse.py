@@ -15,6 +15,7 @@ judge it. The SDK's rules (openai-node `src/core/streaming.ts`):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 DONE = "[DONE]"
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 
 
@@ -109,18 +111,12 @@ class SSEDecoder:
         start = 0
         end = len(buffer)
         while start < end:
-            cr = buffer.find(b"\r", start)
-            lf = buffer.find(b"\n", start)
-            if cr == -1 and lf == -1:
+            match = _LINE_END.search(buffer, start)
+            if match is None:
                 break
-            if cr == -1 or (lf != -1 and lf < cr):
-                line, start = buffer[start:lf], lf + 1
-            elif cr + 1 < end:
-                line, start = buffer[start:cr], cr + (2 if buffer[cr + 1] == 0x0A else 1)
-            else:
-                # A CR at the very end: its LF, if any, arrives with the next chunk.
-                line, start = buffer[start:cr], cr + 1
-                self._skip_lf = True
+            line, start = buffer[start : match.start()], match.end()
+            if match.group() == b"\r" and start == end:
+                self._skip_lf = True  # a CR at the very end: its LF, if any, arrives with the next chunk
             event = self._line(line, t)
             if event is not None:
                 events.append(event)

@@ -20,6 +20,7 @@ __all__ = ["SCHEMA_VERSION", "TIMELINE_LIMIT", "report_schema", "run_document", 
 SCHEMA_VERSION = 1
 TIMELINE_LIMIT = 2000
 _BODY_LIMIT = 4000
+_CONTENT_LIMIT = 200
 
 
 def _round(value: float | None) -> float | None:
@@ -37,16 +38,17 @@ def _timeline(exchange: Exchange) -> list[dict[str, Any]]:
         if event.sse.is_done:
             item["done"] = True
         if event.content:
-            item["content"] = event.content
+            item["content"] = event.content[:_CONTENT_LIMIT]
         if event.tool_calls:
             item["tool_call"] = True
         if not event.spoken:
             item["ignored"] = True
         items.append(item)
     items.sort(key=lambda i: i["t_ms"])
+    items = items[: TIMELINE_LIMIT - 1]
     if exchange.t_end is not None:
         items.append({"t_ms": _round(exchange.ms(exchange.t_end)), "kind": "end", "outcome": exchange.outcome.value})
-    return items[:TIMELINE_LIMIT]
+    return items
 
 
 def _exchange(result: ExchangeResult, redactor: Redactor) -> dict[str, Any]:
@@ -74,7 +76,7 @@ def _exchange(result: ExchangeResult, redactor: Redactor) -> dict[str, Any]:
             "events": len(exchange.events),
             "comments": exchange.comments,
             "redirects": [redactor.text(u) for u in exchange.redirects],
-            "text": redactor.text(exchange.text),
+            "text": redactor.text(exchange.text[:_BODY_LIMIT]),
             "body_excerpt": redactor.text(exchange.body_excerpt(_BODY_LIMIT)),
         },
         "deviations": [

@@ -18,7 +18,6 @@ class JsonReport:
     def __init__(self, path: Path, redactor: Redactor) -> None:
         self.path = path
         self.redactor = redactor
-        self.written = False
 
     def handle_event(self, event: RunEvent) -> None:
         """Write on `RunFinished`."""
@@ -27,8 +26,10 @@ class JsonReport:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(self.path.name + ".tmp")
             tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            tmp.replace(self.path)
-            self.written = True
+            try:
+                tmp.replace(self.path)
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -22,7 +22,7 @@ def junit_tree(run: RunResult, redactor: Redactor) -> ET.Element:
     totals = {"tests": 0, "failures": 0}
     for result in run.results:
         exchange = result.exchange
-        duration_s = ((exchange.t_end or exchange.t_start) - exchange.t_start) if exchange.t_end else 0.0
+        duration_s = exchange.t_end - exchange.t_start if exchange.t_end else 0.0
         suite = ET.SubElement(root, "testsuite", name=_suite_name(result, run.info.repeat))
         failures = 0
         notes = []

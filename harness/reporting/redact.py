@@ -12,7 +12,7 @@ REDACTED = "[redacted]"
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key", "x-vapi-secret", "cookie"})
 
 
-_SECRET_WORDS = ("auth", "key", "token", "secret", "password", "signature", "session")
+_SECRET_WORDS = ("auth", "key", "token", "secret", "password", "signature", "session", "cookie")
 
 
 def is_secret_header(name: str) -> bool:
