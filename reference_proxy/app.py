@@ -24,7 +24,7 @@ from harness.protocol import encode_event, error_envelope, openai_chat_params
 from reference_proxy.hooks import Hook, HookError, VapiContext
 from reference_proxy.settings import ProxySettings
 
-__all__ = ["VAPI_FIELDS", "create_app", "split_vapi_fields"]
+__all__ = ["VAPI_FIELDS", "builtin_app", "create_app", "split_vapi_fields"]
 
 log = logging.getLogger("reference_proxy")
 VAPI_FIELDS = frozenset({"call", "phoneNumber", "customer", "metadata"})
@@ -185,3 +185,8 @@ def create_app(settings: ProxySettings, hook: Hook | None = None) -> Starlette:
         Route("/healthz", _healthz, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def builtin_app(upstream_url: str, api_key: str | None = None) -> Starlette:
+    """The proxy as `vapi-harness check`'s built-in endpoint, in front of the given upstream."""
+    return create_app(ProxySettings(upstream_url=upstream_url, api_key=api_key))

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -142,12 +143,18 @@ def _stdout_console() -> Console:
 
 @contextmanager
 def _endpoint(config: _Config) -> Iterator[tuple[str, bool]]:
+    """The URL to check: --url, or the built-in endpoint (the reference proxy in front of the fake LLM)."""
     if config.url:
         yield config.url, False
         return
-    fake = FakeLLMConfig(api_key=config.api_key)
-    with serve_in_thread(create_app(fake)) as server:
-        yield f"{server.url}/v1", True
+    front = next(iter(entry_points(group="vapi_harness.builtin_endpoint")), None)
+    if front is None:  # installed without the reference proxy: the fake LLM alone
+        with serve_in_thread(create_app(FakeLLMConfig(api_key=config.api_key))) as server:
+            yield f"{server.url}/v1", True
+        return
+    with serve_in_thread(create_app(FakeLLMConfig())) as upstream:
+        with serve_in_thread(front.load()(f"{upstream.url}/v1", config.api_key)) as server:
+            yield f"{server.url}/v1", True
 
 
 def _model(config: _Config, url: str) -> CustomLLMModel:
