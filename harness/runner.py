@@ -105,7 +105,7 @@ class Runner:
         if exchange.outcome is Outcome.CANCELLED:
             findings = []
         else:
-            ctx = CheckContext(probe.name, probe.expect, self.settings.thresholds)
+            ctx = CheckContext(probe.name, probe.expect, self.settings.thresholds, probe.reference)
             findings = run_checks(ctx, exchange, self.settings.disabled_checks)
             if probe.optional:
                 findings = [_as_warning(f) for f in findings]

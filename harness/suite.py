@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.checks import Expect
 from mock_vapi import CallContext, CustomLLMModel, MetadataSendMode, VapiRequest, build_request
@@ -47,6 +48,8 @@ class Probe:
     abort_after_content: bool = False
     # Vapi does not send this request with the configured assistant: its failures are warnings.
     optional: bool = False
+    # For a replayed request: what the recorded reply did (`status`, `tool_names`, `has_content`).
+    reference: Mapping[str, Any] | None = None
 
 
 def _history(user: str) -> list[dict[str, object]]:

@@ -172,6 +172,11 @@ class VapiRequest:
         """A copy with a raw body (for malformed-input probes)."""
         return replace(self, body=body, json_body=None)
 
+    def with_json_body(self, body: Mapping[str, Any]) -> VapiRequest:
+        """A copy sending exactly `body` (a recorded request), streaming as the body says."""
+        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return replace(self, body=raw, json_body=dict(body), stream=bool(body.get("stream")))
+
 
 def completions_url(base_url: str) -> str:
     """Join the way the OpenAI SDK joins `baseURL` and `/chat/completions` (no de-duplication)."""

@@ -22,6 +22,8 @@ from starlette.routing import Route
 
 from harness.protocol import encode_event, error_envelope, openai_chat_params
 from reference_proxy.hooks import Hook, HookError, VapiContext
+from reference_proxy.recorder import Exchange as RecordedExchange
+from reference_proxy.recorder import TrafficRecorder
 from reference_proxy.settings import ProxySettings
 
 __all__ = ["VAPI_FIELDS", "builtin_app", "create_app", "split_vapi_fields"]
@@ -55,6 +57,7 @@ class _Proxy:
         self.settings = settings
         self.hook = hook
         self.session: aiohttp.ClientSession | None = None
+        self.recorder = TrafficRecorder(settings.record_path) if settings.record_path else None
         self.upstream_headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if settings.upstream_api_key:
             self.upstream_headers["Authorization"] = f"Bearer {settings.upstream_api_key}"
@@ -83,6 +86,22 @@ class _Proxy:
             return _error(400, f"The body is not valid JSON: {exc}")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property and must be an array")
+        recording = RecordedExchange(request.headers, body) if self.recorder else None
+        response = await self._turn(body, recording)
+        if recording is not None and not isinstance(response, StreamingResponse):
+            recording.status = response.status_code
+            recording.reply = json.loads(bytes(response.body)) if response.body else None
+            self._save(recording)
+        return response
+
+    def _save(self, recording: RecordedExchange) -> None:
+        assert self.recorder is not None
+        try:
+            self.recorder.write(recording)
+        except OSError as exc:  # recording must never break a live call
+            log.error("could not record the exchange: %s", exc)
+
+    async def _turn(self, body: dict[str, Any], recording: RecordedExchange | None) -> Response:
         forward, context = split_vapi_fields(body)
         if self.hook is not None:
             try:
@@ -93,9 +112,11 @@ class _Proxy:
         if stream and self.settings.force_include_usage:
             forward["stream_options"] = {**(forward.get("stream_options") or {}), "include_usage": True}
         log.info("turn", extra={"call_id": context.call_id, "stream": stream, "model": forward.get("model")})
-        return await self._forward(forward, stream, context)
+        return await self._forward(forward, stream, context, recording)
 
-    async def _forward(self, forward: dict[str, Any], stream: bool, context: VapiContext) -> Response:
+    async def _forward(
+        self, forward: dict[str, Any], stream: bool, context: VapiContext, recording: RecordedExchange | None
+    ) -> Response:
         assert self.session is not None
         settings = self.settings
         timeout = aiohttp.ClientTimeout(
@@ -118,7 +139,7 @@ class _Proxy:
                 payload = await upstream.read()
             return Response(payload, status_code=upstream.status, media_type="application/json")
         return StreamingResponse(
-            self._relay(upstream, context),
+            self._relay(upstream, context, recording),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -135,7 +156,9 @@ class _Proxy:
         text = raw.decode("utf-8", "replace")[:500] or upstream.reason or "error"
         return _error(upstream.status, f"Upstream error {upstream.status}: {text}", "upstream_error")
 
-    async def _relay(self, upstream: aiohttp.ClientResponse, context: VapiContext) -> AsyncIterator[bytes]:
+    async def _relay(
+        self, upstream: aiohttp.ClientResponse, context: VapiContext, recording: RecordedExchange | None
+    ) -> AsyncIterator[bytes]:
         """Pass each upstream read on at once; a failure mid-stream becomes an error chunk, then the end."""
         finished = False
         try:
@@ -153,8 +176,13 @@ class _Proxy:
                 if not data:
                     finished = True
                     break
+                if recording is not None:
+                    recording.streamed(data)
                 yield data
         finally:
+            if recording is not None:
+                recording.status = upstream.status
+                self._save(recording)
             # A client that went away (barge-in) cancels us here: closing drops the upstream connection now.
             if finished:
                 upstream.release()

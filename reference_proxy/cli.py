@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -56,6 +57,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--host", default=_env("host", "127.0.0.1"))
     parser.add_argument("--port", default=_env("port", "8080"))
     parser.add_argument("--hooks", default=_env("hooks"), metavar="MODULE:ATTR", help="an async hook, see docs")
+    parser.add_argument(
+        "--record", default=_env("record"), metavar="PATH.jsonl", help="append each exchange here, for check --replay"
+    )
     parser.add_argument("--connect-timeout-s", default=_env("connect-timeout-s", "5"))
     parser.add_argument("--first-byte-timeout-s", default=_env("first-byte-timeout-s", "20"))
     parser.add_argument("--idle-timeout-s", default=_env("idle-timeout-s", "20"))
@@ -93,6 +97,7 @@ def settings_from(args: argparse.Namespace) -> ProxySettings:
         first_byte_timeout_s=_number(args, "first_byte_timeout_s"),
         idle_timeout_s=_number(args, "idle_timeout_s"),
         force_include_usage=args.force_include_usage,
+        record_path=Path(args.record) if args.record else None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["ProxySettings"]
 
@@ -19,6 +20,7 @@ class ProxySettings:
     idle_timeout_s: float = 20.0
     force_include_usage: bool = False
     max_connections: int = 1000
+    record_path: Path | None = None
 
     @property
     def completions_url(self) -> str:

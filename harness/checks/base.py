@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from harness.exchange import Exchange
 
@@ -64,6 +64,7 @@ class CheckContext:
     probe: str
     expect: Expect
     thresholds: Thresholds = field(default_factory=Thresholds)
+    reference: Mapping[str, Any] | None = None  # a replayed request's recorded outcome
 
 
 class CheckFailed(Exception):

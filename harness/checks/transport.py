@@ -88,3 +88,31 @@ def model_url_is_base_url(ctx: CheckContext, exchange: Exchange) -> None:
     problems = url_problems(url[: -len("/chat/completions")])
     if problems:
         raise CheckFailed("The configured URL will not work as Vapi's base URL", "\n".join(problems))
+
+
+@check(Severity.ERROR, on=(Expect.TURN,), needs_success=False)
+def matches_recording(ctx: CheckContext, exchange: Exchange) -> None:
+    """A replayed request does what the recorded one did: a 2xx, the same tool calls, something said."""
+    reference = ctx.reference
+    if reference is None:
+        not_applicable()
+    was_ok = isinstance(reference.get("status"), int) and 200 <= reference["status"] < 300
+    is_ok = exchange.status is not None and 200 <= exchange.status < 300
+    if was_ok and not is_ok:
+        raise CheckFailed(f"Recorded HTTP {reference['status']}, replay got {exchange.status or exchange.outcome}")
+    if not was_ok:
+        return
+    names = sorted(
+        {
+            fragment["function"]["name"]
+            for event in exchange.spoken_events
+            for fragment in event.tool_calls
+            if isinstance(fragment, dict)
+            and isinstance(fragment.get("function"), dict)
+            and fragment["function"].get("name")
+        }
+    )
+    if exchange.streamed and names != list(reference.get("tool_names") or []):
+        raise CheckFailed("The replay called other tools", f"Recorded {reference.get('tool_names')}, replay {names}")
+    if exchange.streamed and reference.get("has_content") and not exchange.text.strip():
+        raise CheckFailed("The recorded reply spoke; the replay said nothing")

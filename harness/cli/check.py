@@ -24,6 +24,7 @@ from harness.cli.options import Option, add_options, positive_float, positive_in
 from harness.errors import ConfigError, did_you_mean
 from harness.fake_llm import FakeLLMConfig, create_app
 from harness.reader import ReadLimits
+from harness.replay import load_recording
 from harness.reporting import JsonReport, JUnitReport, Redactor, TerminalReport, is_secret_header
 from harness.results import RunEvent, RunInfo
 from harness.runner import Runner, RunSettings
@@ -93,6 +94,12 @@ OPTIONS = [
     Option("--max-stall-ms", "Budget for the longest gap between content events", default=1000.0, type=positive_float),
     Option("--first-sentence-ms", "Budget for the first speakable sentence", default=1500.0, type=positive_float),
     Option("--disable", "Switch a check off; repeatable", type=check_id, repeatable=True, metavar="CHECK"),
+    Option(
+        "--replay",
+        "Send the requests of a recording (vapi-harness proxy --record) instead of the default suite",
+        type=Path,
+        metavar="PATH.jsonl",
+    ),
     Option("--json", "Also write the JSON report here", type=Path, metavar="PATH"),
     Option("--junit", "Also write the JUnit XML report here", type=Path, metavar="PATH"),
     Option("--report-dir", "Reports go to DIR/<run-id>/", default=Path("reports"), type=Path, metavar="DIR"),
@@ -233,7 +240,10 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
     )
     with _endpoint(config) as (url, builtin):
         model = _model(config, url)
-        probes = default_probes(Target(model, config.api_key))
+        if config.replay:
+            probes = load_recording(config.replay, model, config.api_key)
+        else:
+            probes = default_probes(Target(model, config.api_key))
         info = RunInfo(
             run_id=run_id,
             url=url,

@@ -19,8 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from harness.fake_llm.script import FakeLLMConfig, Frame, plan_completion, plan_reply
-from harness.protocol import error_envelope, openai_chat_params
-from harness.reporting.redact import is_secret_header
+from harness.protocol import error_envelope, is_secret_header, openai_chat_params
 
 __all__ = ["RecordedRequest", "create_app"]
 

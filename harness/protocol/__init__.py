@@ -12,11 +12,13 @@ from harness.protocol.chat import (
     openai_chat_params,
 )
 from harness.protocol.schemas import schema_errors
+from harness.protocol.secrets import REDACTED, is_secret_header, redact_secret_keys
 from harness.protocol.sse import DONE, Deviation, SSEDecoder, SSEEvent, encode_comment, encode_event
 
 __all__ = [
     "DONE",
     "FINISH_REASONS",
+    "REDACTED",
     "AssembledToolCall",
     "Deviation",
     "SSEDecoder",
@@ -29,6 +31,8 @@ __all__ = [
     "encode_comment",
     "encode_event",
     "error_envelope",
+    "is_secret_header",
     "openai_chat_params",
+    "redact_secret_keys",
     "schema_errors",
 ]

@@ -6,19 +6,9 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from harness.protocol.secrets import REDACTED, SECRET_HEADERS, is_secret_header
+
 __all__ = ["REDACTED", "SECRET_HEADERS", "Redactor", "is_secret_header"]
-
-REDACTED = "[redacted]"
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key", "x-vapi-secret", "cookie"})
-
-
-_SECRET_WORDS = ("auth", "key", "token", "secret", "password", "signature", "session", "cookie")
-
-
-def is_secret_header(name: str) -> bool:
-    """True for headers whose values are credentials: the known ones and any name that looks like one."""
-    lowered = name.lower()
-    return lowered in SECRET_HEADERS or any(word in lowered for word in _SECRET_WORDS)
 
 
 class Redactor(logging.Filter):

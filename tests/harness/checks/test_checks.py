@@ -278,6 +278,7 @@ def test_every_check_has_a_rationale_and_a_test_case() -> None:
     covered = {c for c, _ in ERROR_CASES.values()} | {c for c, _ in WARNING_CASES.values()}
     covered |= {"message_in_reply", "tool_calls_are_valid", "malformed_request_rejected", "rejects_wrong_api_key"}
     covered |= {"error_has_envelope", "completion_matches_openai_schema", "no_redirect", "tool_calls_name_offered"}
+    covered |= {"matches_recording"}
     assert set(REGISTRY) == covered
     assert all(c.rationale for c in REGISTRY.values())
 
@@ -292,3 +293,24 @@ def test_completion_schema_violation_warns() -> None:
     body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}]}
     exchange = recorded([json.dumps(body).encode()], stream=False)
     assert failed(exchange) == {"completion_matches_openai_schema"}
+
+
+@pytest.mark.parametrize(
+    ("reference", "frames", "status", "fails"),
+    [
+        ({"status": 200, "tool_names": [], "has_content": True}, IDEAL, 200, False),
+        ({"status": 200, "tool_names": [], "has_content": True}, [b'{"error":{"message":"x","type":"y"}}'], 500, True),
+        ({"status": 200, "tool_names": ["get_weather"], "has_content": False}, IDEAL, 200, True),
+        ({"status": 200, "tool_names": [], "has_content": True}, [ROLE, STOP, DONE], 200, True),
+        ({"status": 500, "tool_names": [], "has_content": False}, [b"oops"], 500, False),
+    ],
+    ids=["same", "now-failing", "tools-lost", "now-silent", "failed-before-too"],
+)
+def test_matches_recording(reference: dict[str, Any], frames: list[bytes], status: int, fails: bool) -> None:
+    ctx = CheckContext("replay_1", Expect.TURN, Thresholds(), reference)
+    result = {f.check: f.status for f in run_checks(ctx, recorded(frames, status=status))}
+    assert (result["matches_recording"] is Status.FAILED) is fails
+
+
+def test_matches_recording_needs_a_recording() -> None:
+    assert "matches_recording" not in findings(recorded(IDEAL))
