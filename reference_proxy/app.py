@@ -58,6 +58,7 @@ class _Proxy:
         self.hook = hook
         self.session: aiohttp.ClientSession | None = None
         self.recorder = TrafficRecorder(settings.record_path) if settings.record_path else None
+        self.active_streams = 0
         self.upstream_headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if settings.upstream_api_key:
             self.upstream_headers["Authorization"] = f"Bearer {settings.upstream_api_key}"
@@ -69,6 +70,10 @@ class _Proxy:
     async def stop(self) -> None:
         if self.session is not None:
             await self.session.close()
+
+    async def healthz(self, request: Request) -> Response:
+        """Liveness, and how many streams are being relayed right now."""
+        return JSONResponse({"status": "ok", "active_streams": self.active_streams})
 
     def authorized(self, request: Request) -> bool:
         expected = self.settings.api_key
@@ -161,6 +166,7 @@ class _Proxy:
     ) -> AsyncIterator[bytes]:
         """Pass each upstream read on at once; a failure mid-stream becomes an error chunk, then the end."""
         finished = False
+        self.active_streams += 1
         try:
             while True:
                 try:
@@ -180,6 +186,7 @@ class _Proxy:
                     recording.streamed(data)
                 yield data
         finally:
+            self.active_streams -= 1
             if recording is not None:
                 recording.status = upstream.status
                 self._save(recording)
@@ -189,10 +196,6 @@ class _Proxy:
             else:
                 upstream.close()
                 log.info("upstream closed early", extra={"call_id": context.call_id})
-
-
-async def _healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
 
 
 def create_app(settings: ProxySettings, hook: Hook | None = None) -> Starlette:
@@ -210,7 +213,7 @@ def create_app(settings: ProxySettings, hook: Hook | None = None) -> Starlette:
     routes = [
         Route("/chat/completions", proxy.completions, methods=["POST"]),
         Route("/v1/chat/completions", proxy.completions, methods=["POST"]),
-        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/healthz", proxy.healthz, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

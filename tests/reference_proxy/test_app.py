@@ -177,3 +177,50 @@ def test_force_include_usage(upstream: Callable[..., ServerThread], proxy: Calla
     status, body = post(f"{server.url}/v1/chat/completions", VAPI_BODY)
     assert status == 200 and b'"usage"' in body
     assert up.app.state.fake.recorded[-1].body["stream_options"] == {"include_usage": True}
+
+
+def test_barge_ins_leave_no_stream_behind(
+    upstream: Callable[..., ServerThread], proxy: Callable[..., ServerThread]
+) -> None:
+    up = upstream(chunk_delay_ms=100)
+    server = proxy(up)
+
+    async def barge_ins(count: int) -> None:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(count):
+                response = await session.post(f"{server.url}/v1/chat/completions", json=VAPI_BODY)
+                async for _ in response.content.iter_any():
+                    break
+                response.close()
+
+    asyncio.run(barge_ins(10))
+    health: dict[str, Any] = {}
+    for _ in range(200):  # bounded wait for the proxy to wind the streams down
+        _, body = asyncio.run(_get(f"{server.url}/healthz"))
+        health = json.loads(body)
+        if health["active_streams"] == 0:
+            break
+        time.sleep(0.01)
+    assert health["active_streams"] == 0
+    assert [r.outcome for r in up.app.state.fake.recorded] == ["client_disconnected"] * 10
+
+
+def test_shutdown_lets_a_stream_in_flight_finish(
+    upstream: Callable[..., ServerThread], proxy: Callable[..., ServerThread]
+) -> None:
+    server = proxy(upstream(chunk_delay_ms=15))
+
+    async def read_while_stopping() -> bytes:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{server.url}/v1/chat/completions", json=VAPI_BODY) as response:
+                first = await response.content.readany()
+                await asyncio.to_thread(server.stop)  # waits for the server to drain (bounded)
+                return first + await response.read()
+
+    body = asyncio.run(read_while_stopping())
+    assert body.rstrip().endswith(b"data: [DONE]")
+
+
+async def _get(url: str) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.read()
