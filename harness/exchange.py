@@ -136,6 +136,18 @@ class Exchange:
         """Events that carry non-whitespace content or tool-call fragments."""
         return [e for e in self.events if e.has_delta]
 
+    @cached_property
+    def tool_call_names(self) -> frozenset[str]:
+        """Names of the functions the streamed reply called (from fragments that carry a name)."""
+        return frozenset(
+            fragment["function"]["name"]
+            for event in self.spoken_events
+            for fragment in event.tool_calls
+            if isinstance(fragment, dict)
+            and isinstance(fragment.get("function"), dict)
+            and isinstance(fragment["function"].get("name"), str)
+        )
+
     @property
     def text(self) -> str:
         """The streamed text Vapi would speak."""

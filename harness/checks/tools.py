@@ -32,14 +32,7 @@ def tool_calls_name_offered(ctx: CheckContext, exchange: Exchange) -> None:
         for t in body.get("tools") or []
         if isinstance(t, dict) and isinstance(t.get("function"), dict)
     }
-    names = {
-        fragment["function"]["name"]
-        for event in exchange.spoken_events
-        for fragment in event.tool_calls
-        if isinstance(fragment, dict)
-        and isinstance(fragment.get("function"), dict)
-        and fragment["function"].get("name")
-    }
+    names = exchange.tool_call_names
     if not names:
         not_applicable()
     unknown = sorted(names - offered)

@@ -102,16 +102,7 @@ def matches_recording(ctx: CheckContext, exchange: Exchange) -> None:
         raise CheckFailed(f"Recorded HTTP {reference['status']}, replay got {exchange.status or exchange.outcome}")
     if not was_ok:
         return
-    names = sorted(
-        {
-            fragment["function"]["name"]
-            for event in exchange.spoken_events
-            for fragment in event.tool_calls
-            if isinstance(fragment, dict)
-            and isinstance(fragment.get("function"), dict)
-            and fragment["function"].get("name")
-        }
-    )
+    names = sorted(exchange.tool_call_names)
     if exchange.streamed and names != list(reference.get("tool_names") or []):
         raise CheckFailed("The replay called other tools", f"Recorded {reference.get('tool_names')}, replay {names}")
     if exchange.streamed and reference.get("has_content") and not exchange.text.strip():
