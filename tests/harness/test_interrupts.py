@@ -16,6 +16,7 @@ import pytest
 
 from harness.reporting import validate_document
 from harness.servers import ServerThread
+from tests.commands import run_command
 
 pytestmark = pytest.mark.slow
 
@@ -75,25 +76,13 @@ def test_installed_console_script_checks_the_builtin_endpoint(tmp_path: Path) ->
 
 
 def test_fake_llm_lists_its_faults() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "fake-llm", "--list-faults"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_command("fake-llm", "--list-faults")
     assert done.returncode == 0
     assert "fault  no-choices" in done.stdout
     assert "quirk  crlf" in done.stdout
 
 
 def test_fake_llm_rejects_an_unknown_fault() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "fake-llm", "--fault", "no-choice"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_command("fake-llm", "--fault", "no-choice")
     assert done.returncode == 2
     assert "Did you mean 'no-choices'?" in done.stderr

@@ -15,6 +15,7 @@ import pytest
 
 from harness.fake_llm import FakeLLMConfig, create_app
 from harness.servers import ServerThread
+from tests.commands import run_command
 
 pytestmark = pytest.mark.slow
 DOCS = Path(__file__).parents[2] / "docs"
@@ -55,12 +56,6 @@ def test_proxy_command_serves_and_passes_check_with_the_example_hook(
 
 
 def test_proxy_command_rejects_bad_options() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "proxy", "--upstream-url", "http://127.0.0.1:9/v1", "--port", "x"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_command("proxy", "--upstream-url", "http://127.0.0.1:9/v1", "--port", "x")
     assert done.returncode == 2
     assert "--port: 'x' is not a port number" in done.stderr

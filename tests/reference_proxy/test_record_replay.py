@@ -18,19 +18,18 @@ pytestmark = pytest.mark.slow
 FAST = ("--timeout-s", "3", "--close-grace-s", "0.5")
 
 
-def _record(tmp_path: Path, serve: Callable[[Any], ServerThread], run_cli: Callable[..., Any]) -> Path:
-    recording = tmp_path / "traffic.jsonl"
+@pytest.fixture
+def recording(tmp_path: Path, serve: Callable[[Any], ServerThread], run_cli: Callable[..., Any]) -> Path:
+    """Traffic recorded by the proxy while `check` ran its default suite through it."""
+    path = tmp_path / "traffic.jsonl"
     upstream = serve(create_app(FakeLLMConfig(ttft_ms=2, chunk_delay_ms=2)))
-    settings = ProxySettings(upstream_url=f"{upstream.url}/v1", record_path=recording, api_key="sk-record-secret-1")
+    settings = ProxySettings(upstream_url=f"{upstream.url}/v1", record_path=path, api_key="sk-record-secret-1")
     proxy = serve(proxy_app(settings))
     assert run_cli("check", "--url", f"{proxy.url}/v1", "--api-key", "sk-record-secret-1", *FAST).code == 0
-    return recording
+    return path
 
 
-def test_recording_holds_each_exchange_without_secrets(
-    tmp_path: Path, serve: Callable[[Any], ServerThread], run_cli: Callable[..., Any]
-) -> None:
-    recording = _record(tmp_path, serve, run_cli)
+def test_recording_holds_each_exchange_without_secrets(recording: Path) -> None:
     text = recording.read_text()
     assert "sk-record-secret-1" not in text
     entries = [json.loads(line) for line in text.splitlines()]
@@ -45,24 +44,16 @@ def test_recording_holds_each_exchange_without_secrets(
 
 
 def test_replay_against_the_same_kind_of_server_passes(
-    tmp_path: Path,
-    serve: Callable[[Any], ServerThread],
-    run_cli: Callable[..., Any],
-    fake_llm: Callable[..., ServerThread],
+    recording: Path, run_cli: Callable[..., Any], fake_llm: Callable[..., ServerThread]
 ) -> None:
-    recording = _record(tmp_path, serve, run_cli)
     result = run_cli("check", "--replay", str(recording), "--url", f"{fake_llm().url}/v1", *FAST)
     assert result.code == 0, result.out
     assert result.check("matches_recording")["runs"] == len(recording.read_text().splitlines())
 
 
 def test_replay_against_a_regressed_server_fails(
-    tmp_path: Path,
-    serve: Callable[[Any], ServerThread],
-    run_cli: Callable[..., Any],
-    fake_llm: Callable[..., ServerThread],
+    recording: Path, run_cli: Callable[..., Any], fake_llm: Callable[..., ServerThread]
 ) -> None:
-    recording = _record(tmp_path, serve, run_cli)
     regressed = fake_llm(tool_mode="never")  # the next version forgot its tools
     result = run_cli("check", "--replay", str(recording), "--url", f"{regressed.url}/v1", *FAST)
     assert result.code == 1
