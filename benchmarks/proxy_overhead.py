@@ -7,27 +7,34 @@ Run it from a fresh clone, at the repository root:
     # optional, for the LiteLLM column (not a project dependency):
     .venv/bin/pip install 'litellm[proxy]'
 
-Options: `--levels 1,50,200` (concurrent streams), `--skip-litellm`, `--json PATH`.
+Options: `--levels 1,50,200` (concurrent streams), `--skip-litellm`, `--burst`, `--json PATH`.
 
 The fake upstream (`vapi-harness fake-llm`) has fixed timing: a role chunk 50 ms after the request, then one
 chunk per word every 20 ms; the reply has 49 words, so each stream carries 50 chunks, 49 of them with content.
-The same load goes to the fake directly, through `vapi-harness proxy` and, when installed, through LiteLLM's
-proxy. Each level runs a fixed number of streams: 1 stream 30 times in a row, 50 concurrent streams 3 times,
-200 concurrent streams twice, each after one uncounted round at the same concurrency. The proxies run on
-core 0; the fake and this client on core 1.
+The same load goes to the fake directly, through `vapi-harness proxy`, through a bare aiohttp relay
+(`benchmarks/bare_relay.py`: the machine's floor for a relay on the same library) and, when installed,
+through LiteLLM's proxy.
+
+A level of N concurrent streams runs in blocks: N callers, each streaming back to back, their first requests
+spread evenly over one stream's duration (steady concurrency, as calls arrive; `--burst` starts every stream of
+a block at once instead, which measures request intake queueing). The targets take turns block by block (the
+order rotates each block), so a drift of the machine hits all of them alike: at 1 stream, 100 blocks of 1
+stream; at 50 and 200, 2 blocks of 3 streams per caller. One uncounted block per target warms connections
+first. The relays run on core 0; the fake and this client on core 1.
 
 The client stamps (`time.perf_counter`) each content-bearing SSE event. "Added" numbers compare distributions,
 not paired streams: the p50 (p99) of the time to first content through a proxy minus the p50 (p99) of the
 time to first content sent directly at the same concurrency; likewise for the gap between content events.
 A stream is *buffered* when all its content events arrive within 5 ms. Proxy CPU per stream is the proxy
-process tree's utime+stime over a level divided by its streams; peak RSS is the tree's summed `VmHWM` at the
-end. Exit status: 0 when every target is met, 1 when one is missed, 2 when the benchmark cannot run.
+process tree's utime+stime over its blocks divided by their streams; peak RSS is the tree's summed `VmHWM`
+at the end. Exit status: 0 when every target is met, 1 when one is missed, 2 when the benchmark cannot run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import logging
@@ -66,7 +73,8 @@ CHUNK_DELAY_MS = 20.0
 REPLY_WORDS = 49
 REPLY = " ".join(f"w{i}" for i in range(REPLY_WORDS))
 BUFFERED_SPAN_MS = 5.0
-ROUNDS = {1: 30, 50: 3, 200: 2}
+STREAM_S = (TTFT_MS + (REPLY_WORDS - 1) * CHUNK_DELAY_MS) / 1000
+BLOCKS = {1: 100}  # level -> blocks per target; 2 otherwise
 STARTUP_TIMEOUT_S = 30.0
 LITELLM_STARTUP_TIMEOUT_S = 120.0
 STREAM_TIMEOUT_S = 30.0
@@ -264,39 +272,84 @@ async def _one_stream(session: aiohttp.ClientSession, url: str) -> _Stream:
     return stream
 
 
-def _rounds(level: int) -> int:
-    return ROUNDS.get(level, max(2, min(30, 150 // level)))
+def _blocks(level: int) -> int:
+    return BLOCKS.get(level, 2)
 
 
-async def _run_level(target: _Target, level: int) -> LevelResult:
-    url = f"{target.base_url}/chat/completions"
-    timeout = aiohttp.ClientTimeout(total=STREAM_TIMEOUT_S)
-    connector = aiohttp.TCPConnector(limit=0)
-    streams: list[_Stream] = []
-    pid = target.process.pid if target.process is not None else None
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        # One uncounted round opens every connection (ours and the proxy's to the fake) and warms lazy paths.
-        await asyncio.gather(*(_one_stream(session, url) for _ in range(level)))
-        cpu_before = _cpu_ms(pid) if pid is not None else 0.0
-        started = time.perf_counter()
-        for _ in range(_rounds(level)):
+def _streams_per_caller(level: int) -> int:
+    return 1 if level == 1 else 3
+
+
+async def _worker(session: aiohttp.ClientSession, url: str, delay_s: float, count: int) -> list[_Stream]:
+    await asyncio.sleep(delay_s)
+    return [await _one_stream(session, url) for _ in range(count)]
+
+
+async def _block(session: aiohttp.ClientSession, url: str, level: int, burst: bool) -> tuple[list[_Stream], float]:
+    """One block of streams at `level` concurrency, and its wall time without the staggered start."""
+    count = _streams_per_caller(level)
+    started = time.perf_counter()
+    if burst:
+        streams: list[_Stream] = []
+        for _ in range(count):
             streams.extend(await asyncio.gather(*(_one_stream(session, url) for _ in range(level))))
-        wall_s = time.perf_counter() - started
-        cpu_ms = _cpu_ms(pid) - cpu_before if pid is not None else None
+        return streams, time.perf_counter() - started
+    spread_s = STREAM_S * (level - 1) / level
+    workers = (_worker(session, url, i * STREAM_S / level, count) for i in range(level))
+    streams = [s for done in await asyncio.gather(*workers) for s in done]
+    return streams, time.perf_counter() - started - spread_s
+
+
+@dataclass
+class _Tally:
+    streams: list[_Stream] = field(default_factory=list)
+    wall_s: float = 0.0
+    cpu_ms: float | None = None
+
+
+async def _run_level(targets: Sequence[_Target], level: int, burst: bool) -> dict[str, LevelResult]:
+    timeout = aiohttp.ClientTimeout(total=STREAM_TIMEOUT_S)
+    tallies = {t.name: _Tally(cpu_ms=None if t.process is None else 0.0) for t in targets}
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = {}
+        for target in targets:
+            connector = aiohttp.TCPConnector(limit=0)
+            session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector, timeout=timeout))
+            sessions[target.name] = session
+            # One uncounted block opens every connection (ours and the proxy's to the fake), warms lazy paths.
+            await _block(session, f"{target.base_url}/chat/completions", level, burst)
+        for block in range(_blocks(level)):
+            turn = block % len(targets)
+            for target in [*targets[turn:], *targets[:turn]]:
+                tally = tallies[target.name]
+                pid = target.process.pid if target.process is not None else None
+                cpu_before = _cpu_ms(pid) if pid is not None else 0.0
+                streams, wall_s = await _block(
+                    sessions[target.name], f"{target.base_url}/chat/completions", level, burst
+                )
+                tally.streams += streams
+                tally.wall_s += wall_s
+                if pid is not None and tally.cpu_ms is not None:
+                    tally.cpu_ms += _cpu_ms(pid) - cpu_before
+    return {name: _result(name, level, tally) for name, tally in tallies.items()}
+
+
+def _result(name: str, level: int, tally: _Tally) -> LevelResult:
+    streams = tally.streams
     ok = [s for s in streams if s.error is None]
     errors = [s.error for s in streams if s.error is not None]
     gaps_ms = [(b - a) * 1000 for s in ok for a, b in zip(s.content_times, s.content_times[1:], strict=False)]
     buffered = sum(1 for s in ok if (s.content_times[-1] - s.content_times[0]) * 1000 < BUFFERED_SPAN_MS)
     return LevelResult(
-        target=target.name,
+        target=name,
         level=level,
         streams=len(streams),
         errors=len(errors),
         buffered=buffered,
-        wall_s=wall_s,
+        wall_s=tally.wall_s,
         ttft_ms=[(s.content_times[0] - s.start) * 1000 for s in ok],
         gaps_ms=gaps_ms,
-        cpu_ms=cpu_ms,
+        cpu_ms=tally.cpu_ms,
         first_error=errors[0] if errors else None,
     )
 
@@ -391,6 +444,13 @@ def _format(
     lines.append("(times in ms)")
     lines.append("")
     lines.extend(f"peak RSS {name}: {mb:.1f} MB" for name, mb in peak_rss_mb.items())
+    for level in levels:
+        ours_cpu, bare_cpu = results[("proxy", level)].cpu_ms_per_stream, results[("bare", level)].cpu_ms_per_stream
+        cpu_ratio = _ratio(ours_cpu or 0.0, bare_cpu or 0.0)
+        lines.append(
+            f"ours vs bare relay @{level}: added TTFT p50 {_added(results, 'proxy', level)[0]:.2f} vs "
+            f"{_added(results, 'bare', level)[0]:.2f} ms, CPU per stream {cpu_ratio:.2f}x the bare relay's"
+        )
     if "litellm" in names:
         for level in levels:
             ours, theirs = _added(results, "proxy", level), _added(results, "litellm", level)
@@ -421,19 +481,21 @@ def _litellm_config(path: Path, upstream_port: int) -> None:
     )
 
 
-async def _measure(targets: Sequence[_Target], levels: Sequence[int]) -> dict[tuple[str, int], LevelResult]:
+async def _measure(
+    targets: Sequence[_Target], levels: Sequence[int], burst: bool
+) -> dict[tuple[str, int], LevelResult]:
     results: dict[tuple[str, int], LevelResult] = {}
     for level in levels:
-        for target in targets:
-            log.info("%s: %d concurrent stream(s) x %d", target.name, level, _rounds(level))
-            result = await _run_level(target, level)
+        per_block = level * _streams_per_caller(level)
+        log.info("%d concurrent stream(s): %d block(s) of %d per target", level, _blocks(level), per_block)
+        for name, result in (await _run_level(targets, level, burst)).items():
             if result.first_error is not None:
-                log.warning("%s @%d: %d error(s), first: %s", target.name, level, result.errors, result.first_error)
-            results[(target.name, level)] = result
+                log.warning("%s @%d: %d error(s), first: %s", name, level, result.errors, result.first_error)
+            results[(name, level)] = result
     return results
 
 
-def run_benchmark(levels: Sequence[int], litellm: bool, workdir: Path) -> dict[str, Any]:
+def run_benchmark(levels: Sequence[int], litellm: bool, workdir: Path, burst: bool = False) -> dict[str, Any]:
     """Start the servers, measure every level against every target, stop the servers; return the results."""
     pin = shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
     if pin:
@@ -464,6 +526,15 @@ def run_benchmark(levels: Sequence[int], litellm: bool, workdir: Path) -> dict[s
         _wait_for_port(proxy, proxy_port, STARTUP_TIMEOUT_S, "proxy", proxy_log)
         targets.append(_Target("proxy", f"http://127.0.0.1:{proxy_port}/v1", proxy))
 
+        bare_port = _free_port()
+        bare_log = workdir / "bare.log"
+        logs.append(bare_log.open("wb"))
+        bare_argv = [sys.executable, "-m", "benchmarks.bare_relay", "--upstream-url", upstream_url]
+        bare = _start(_pinned(PROXY_CORE, [*bare_argv, "--port", str(bare_port)], pin), logs[-1])
+        processes.append(bare)
+        _wait_for_port(bare, bare_port, STARTUP_TIMEOUT_S, "bare relay", bare_log)
+        targets.append(_Target("bare", f"http://127.0.0.1:{bare_port}/v1", bare))
+
         if litellm:
             litellm_port = _free_port()
             config = workdir / "litellm.yaml"
@@ -487,7 +558,7 @@ def run_benchmark(levels: Sequence[int], litellm: bool, workdir: Path) -> dict[s
             targets.append(_Target("litellm", f"http://127.0.0.1:{litellm_port}", process))
 
         started = time.perf_counter()
-        results = asyncio.run(_measure(targets, levels))
+        results = asyncio.run(_measure(targets, levels, burst))
         peak = {t.name: _peak_rss_mb(t.process.pid) for t in targets if t.process is not None}
         return {
             "results": results,
@@ -549,6 +620,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.proxy_overhead", description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=_levels, default=[1, 50, 200], help="concurrent streams (default 1,50,200)")
     parser.add_argument("--skip-litellm", action="store_true", help="do not measure LiteLLM's proxy")
+    parser.add_argument(
+        "--burst", action="store_true", help="start every stream of a round at once (measures request intake queueing)"
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
@@ -559,7 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         litellm = False
     try:
         with tempfile.TemporaryDirectory(prefix="proxy-overhead-") as workdir:
-            run = run_benchmark(args.levels, litellm, Path(workdir))
+            run = run_benchmark(args.levels, litellm, Path(workdir), args.burst)
     except BenchmarkError as exc:
         log.error("The benchmark stopped: %s", exc)
         return 2

@@ -1,13 +1,13 @@
 """The reference custom-LLM server: Vapi in front, any OpenAI-compatible API behind, nothing buffered.
 
-aiohttp is the upstream client: per streamed response it costs a fraction of httpx's CPU, which is what
-keeps added latency flat at hundreds of concurrent calls.
+Server and upstream client are both aiohttp, chosen by measurement (`benchmarks/proxy_overhead.py`, figures in
+`docs/performance.md`): against Starlette on uvicorn with the same aiohttp client, it adds less time to first
+content, spends less CPU per relayed stream and needs less memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import logging
@@ -15,12 +15,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from aiohttp import web
 
-from harness.protocol import encode_event, error_envelope, openai_chat_params
+from harness.protocol import CHAT_PARAMS, encode_event, error_envelope
 from reference_proxy.hooks import Hook, HookError, VapiContext
 from reference_proxy.recorder import Exchange as RecordedExchange
 from reference_proxy.recorder import TrafficRecorder
@@ -30,12 +27,16 @@ __all__ = ["VAPI_FIELDS", "builtin_app", "create_app", "split_vapi_fields"]
 
 log = logging.getLogger("reference_proxy")
 VAPI_FIELDS = frozenset({"call", "phoneNumber", "customer", "metadata"})
+_FORWARDED = CHAT_PARAMS - VAPI_FIELDS
 _ERROR_BODY_LIMIT = 64 * 1024
+_MAX_BODY = 16 * 1024 * 1024  # a 40-turn call with tools is tens of kB; aiohttp's default (1 MiB) is too tight
+_JSON = {"Content-Type": "application/json"}
+_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def split_vapi_fields(body: dict[str, Any]) -> tuple[dict[str, Any], VapiContext]:
     """The OpenAI fields to forward, and Vapi's context (call, customer, metadata, destructured keys)."""
-    allowed = openai_chat_params() - VAPI_FIELDS
+    allowed = _FORWARDED
     forward = {k: v for k, v in body.items() if k in allowed}
     destructured = {k: v for k, v in body.items() if k not in allowed and k not in VAPI_FIELDS}
     metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else destructured
@@ -48,8 +49,43 @@ def split_vapi_fields(body: dict[str, Any]) -> tuple[dict[str, Any], VapiContext
     return forward, context
 
 
-def _error(status: int, message: str, type_: str = "invalid_request_error", code: str | None = None) -> JSONResponse:
-    return JSONResponse(error_envelope(message, type_, code), status_code=status)
+def _error(status: int, message: str, type_: str = "invalid_request_error", code: str | None = None) -> web.Response:
+    return web.json_response(error_envelope(message, type_, code), status=status)
+
+
+class _IdleWatch:
+    """Cancels the relaying task when the upstream sent nothing for `idle_s`.
+
+    Touching it costs one clock read per chunk; the timer is re-armed once per idle period, not per chunk.
+    """
+
+    __slots__ = ("_handle", "_idle_s", "_loop", "_task", "expired", "last")
+
+    def __init__(self, idle_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._idle_s = idle_s
+        self.last = self._loop.time()
+        self.expired = False
+        self._handle = self._loop.call_at(self.last + idle_s, self._check)
+
+    def touch(self) -> None:
+        """Data arrived now."""
+        self.last = self._loop.time()
+
+    def _check(self) -> None:
+        due = self.last + self._idle_s
+        if self._loop.time() >= due:
+            self.expired = True
+            self._task.cancel()
+        else:
+            self._handle = self._loop.call_at(due, self._check)
+
+    def close(self) -> None:
+        """Stop watching."""
+        self._handle.cancel()
 
 
 class _Proxy:
@@ -62,40 +98,64 @@ class _Proxy:
         self.upstream_headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if settings.upstream_api_key:
             self.upstream_headers["Authorization"] = f"Bearer {settings.upstream_api_key}"
+        self.expected_auth = f"Bearer {settings.api_key}".encode() if settings.api_key is not None else None
 
-    async def start(self) -> None:
+    async def upstream_session(self, app: web.Application) -> AsyncIterator[None]:
+        """The upstream connection pool, for as long as the app runs."""
         connector = aiohttp.TCPConnector(limit=self.settings.max_connections, keepalive_timeout=60)
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        # No total timeout: a call's stream may last minutes; the first-byte and idle timeouts bound it.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout_s)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            self.session = session
+            yield
 
-    async def stop(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-
-    async def healthz(self, request: Request) -> Response:
+    async def healthz(self, request: web.Request) -> web.Response:
         """Liveness, and how many streams are being relayed right now."""
-        return JSONResponse({"status": "ok", "active_streams": self.active_streams})
+        return web.json_response({"status": "ok", "active_streams": self.active_streams})
 
-    def authorized(self, request: Request) -> bool:
-        expected = self.settings.api_key
-        if expected is None:
+    def authorized(self, request: web.Request) -> bool:
+        if self.expected_auth is None:
             return True
-        given = request.headers.get("authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {expected}".encode())
+        return hmac.compare_digest(request.headers.get("Authorization", "").encode(), self.expected_auth)
 
-    async def completions(self, request: Request) -> Response:
+    async def completions(self, request: web.Request) -> web.StreamResponse:
         if not self.authorized(request):
             return _error(401, "Missing or wrong API key.", "authentication_error")
         try:
-            body = json.loads(await request.body())
+            body = json.loads(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"The body is larger than {_MAX_BODY // (1024 * 1024)} MiB.")
         except ValueError as exc:
             return _error(400, f"The body is not valid JSON: {exc}")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property and must be an array")
         recording = RecordedExchange(request.headers, body) if self.recorder else None
-        response = await self._turn(body, recording)
-        if recording is not None and not isinstance(response, StreamingResponse):
-            recording.status = response.status_code
-            recording.reply = json.loads(bytes(response.body)) if response.body else None
+        forward, context = split_vapi_fields(body)
+        if self.hook is not None:
+            try:
+                forward = await self.hook(forward, context)
+            except HookError as exc:
+                return self._done(recording, _error(exc.status, exc.message, code=exc.code))
+        stream = bool(forward.get("stream"))
+        if stream and self.settings.force_include_usage:
+            forward["stream_options"] = {**(forward.get("stream_options") or {}), "include_usage": True}
+        upstream = await self._open(forward, context)
+        # Logged once the upstream has answered, so the log write is not on the way to the first token.
+        log.info("turn", extra={"call_id": context.call_id, "stream": stream, "model": forward.get("model")})
+        if isinstance(upstream, web.Response):
+            return self._done(recording, upstream)
+        if upstream.status >= 400:
+            return self._done(recording, await self._upstream_error(upstream))
+        if not stream:
+            async with upstream:
+                payload = await upstream.read()
+            return self._done(recording, web.Response(body=payload, status=upstream.status, headers=_JSON))
+        return await self._relay(request, upstream, context, recording)
+
+    def _done(self, recording: RecordedExchange | None, response: web.Response) -> web.Response:
+        if recording is not None:
+            recording.status = response.status
+            recording.reply = json.loads(response.body) if isinstance(response.body, bytes) else None
             self._save(recording)
         return response
 
@@ -106,50 +166,22 @@ class _Proxy:
         except OSError as exc:  # recording must never break a live call
             log.error("could not record the exchange: %s", exc)
 
-    async def _turn(self, body: dict[str, Any], recording: RecordedExchange | None) -> Response:
-        forward, context = split_vapi_fields(body)
-        if self.hook is not None:
-            try:
-                forward = await self.hook(forward, context)
-            except HookError as exc:
-                return _error(exc.status, exc.message, code=exc.code)
-        stream = bool(forward.get("stream"))
-        if stream and self.settings.force_include_usage:
-            forward["stream_options"] = {**(forward.get("stream_options") or {}), "include_usage": True}
-        log.info("turn", extra={"call_id": context.call_id, "stream": stream, "model": forward.get("model")})
-        return await self._forward(forward, stream, context, recording)
-
-    async def _forward(
-        self, forward: dict[str, Any], stream: bool, context: VapiContext, recording: RecordedExchange | None
-    ) -> Response:
+    async def _open(self, forward: dict[str, Any], context: VapiContext) -> aiohttp.ClientResponse | web.Response:
+        """The upstream response with its headers read, or the error response to send instead."""
         assert self.session is not None
-        settings = self.settings
-        timeout = aiohttp.ClientTimeout(
-            sock_connect=settings.connect_timeout_s, sock_read=settings.first_byte_timeout_s
-        )
         try:
-            upstream = await self.session.post(
-                settings.completions_url, data=json.dumps(forward), headers=self.upstream_headers, timeout=timeout
-            )
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+            async with asyncio.timeout(self.settings.first_byte_timeout_s):
+                return await self.session.post(
+                    self.settings.completions_url, data=json.dumps(forward), headers=self.upstream_headers
+                )
+        except TimeoutError:  # also aiohttp's connect timeout
             log.warning("upstream timeout", extra={"call_id": context.call_id})
             return _error(504, "The upstream model did not answer in time.", "upstream_error", "upstream_timeout")
         except aiohttp.ClientError as exc:
             log.warning("upstream unreachable: %s", exc, extra={"call_id": context.call_id})
             return _error(502, "The upstream model could not be reached.", "upstream_error", "upstream_unreachable")
-        if upstream.status >= 400:
-            return await self._upstream_error(upstream)
-        if not stream:
-            async with upstream:
-                payload = await upstream.read()
-            return Response(payload, status_code=upstream.status, media_type="application/json")
-        return StreamingResponse(
-            self._relay(upstream, context, recording),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
 
-    async def _upstream_error(self, upstream: aiohttp.ClientResponse) -> Response:
+    async def _upstream_error(self, upstream: aiohttp.ClientResponse) -> web.Response:
         async with upstream:
             raw = await upstream.content.read(_ERROR_BODY_LIMIT)
         try:
@@ -157,67 +189,87 @@ class _Proxy:
         except ValueError:
             payload = None
         if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-            return JSONResponse(payload, status_code=upstream.status)
+            return web.json_response(payload, status=upstream.status)
         text = raw.decode("utf-8", "replace")[:500] or upstream.reason or "error"
         return _error(upstream.status, f"Upstream error {upstream.status}: {text}", "upstream_error")
 
     async def _relay(
-        self, upstream: aiohttp.ClientResponse, context: VapiContext, recording: RecordedExchange | None
-    ) -> AsyncIterator[bytes]:
-        """Pass each upstream read on at once; a failure mid-stream becomes an error chunk, then the end."""
+        self,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        context: VapiContext,
+        recording: RecordedExchange | None,
+    ) -> web.StreamResponse:
+        """Pass each upstream read on at once; a failure mid-stream becomes an error chunk, then the end.
+
+        A client that goes away (a barge-in) cancels this task (the server runs with handler cancellation) or
+        fails the next write; either way the upstream connection is dropped at once.
+        """
+        response = web.StreamResponse(status=upstream.status, headers=_SSE_HEADERS)
         finished = False
         self.active_streams += 1
+        watch = _IdleWatch(self.settings.idle_timeout_s)
         try:
+            await response.prepare(request)
             while True:
                 try:
-                    async with asyncio.timeout(self.settings.idle_timeout_s):
-                        data = await upstream.content.readany()
-                except TimeoutError:
-                    yield encode_event(error_envelope("The upstream model stalled mid-stream.", "upstream_timeout"))
+                    data = await upstream.content.readany()
+                except asyncio.CancelledError:
+                    if not watch.expired:
+                        raise
+                    asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                    log.warning("upstream stalled mid-stream", extra={"call_id": context.call_id})
+                    await response.write(
+                        encode_event(
+                            error_envelope("The upstream model stalled.", "upstream_error", "upstream_timeout")
+                        )
+                    )
                     break
                 except aiohttp.ClientError as exc:
                     log.warning("upstream broke mid-stream: %s", exc, extra={"call_id": context.call_id})
-                    yield encode_event(error_envelope("The upstream stream broke.", "upstream_error"))
+                    await response.write(
+                        encode_event(error_envelope("The upstream stream broke.", "upstream_error", "upstream_broken"))
+                    )
                     break
                 if not data:
                     finished = True
                     break
+                watch.touch()
                 if recording is not None:
                     recording.streamed(data)
-                yield data
+                await response.write(data)
+            await response.write_eof()
+        except ConnectionError:  # the client went away between two chunks
+            pass
         finally:
+            watch.close()
             self.active_streams -= 1
             if recording is not None:
                 recording.status = upstream.status
                 self._save(recording)
-            # A client that went away (barge-in) cancels us here: closing drops the upstream connection now.
             if finished:
                 upstream.release()
             else:
                 upstream.close()
                 log.info("upstream closed early", extra={"call_id": context.call_id})
+        return response
 
 
-def create_app(settings: ProxySettings, hook: Hook | None = None) -> Starlette:
-    """The proxy app; its upstream session lives as long as the app's lifespan."""
+def create_app(settings: ProxySettings, hook: Hook | None = None) -> web.Application:
+    """The proxy app; its upstream session lives as long as the app runs.
+
+    Serve it with handler cancellation on (`vapi-harness proxy` does), so a barge-in cancels the upstream
+    request even while it is still waiting for the first token.
+    """
     proxy = _Proxy(settings, hook)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await proxy.start()
-        try:
-            yield
-        finally:
-            await proxy.stop()
-
-    routes = [
-        Route("/chat/completions", proxy.completions, methods=["POST"]),
-        Route("/v1/chat/completions", proxy.completions, methods=["POST"]),
-        Route("/healthz", proxy.healthz, methods=["GET"]),
-    ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = web.Application(client_max_size=_MAX_BODY)
+    app.cleanup_ctx.append(proxy.upstream_session)
+    for path in ("/chat/completions", "/v1/chat/completions"):
+        app.router.add_post(path, proxy.completions)
+    app.router.add_get("/healthz", proxy.healthz)
+    return app
 
 
-def builtin_app(upstream_url: str, api_key: str | None = None) -> Starlette:
+def builtin_app(upstream_url: str, api_key: str | None = None) -> web.Application:
     """The proxy as `vapi-harness check`'s built-in endpoint, in front of the given upstream."""
     return create_app(ProxySettings(upstream_url=upstream_url, api_key=api_key))

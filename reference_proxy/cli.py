@@ -6,13 +6,14 @@ Every option also reads `VAPI_HARNESS_PROXY_<OPTION>`; the upstream key only eve
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import uvicorn
+from aiohttp import web
 
 from reference_proxy.app import create_app
 from reference_proxy.hooks import HookLoadError, load_hook
@@ -115,14 +116,32 @@ def run(args: argparse.Namespace) -> int:
         return 2
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(secrets=[settings.upstream_api_key, settings.api_key]))
-    logging.getLogger("reference_proxy").addHandler(handler)
-    logging.getLogger("reference_proxy").setLevel(logging.INFO)
-    uvicorn.run(
-        create_app(settings, hook),
-        host=args.host,
-        port=port,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-        log_level="info",
-    )
+    log = logging.getLogger("reference_proxy")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False  # JSON lines only, not also the CLI's plain format
+    log.info("listening", extra={"url": f"http://{args.host}:{port}"})
+    # SIGTERM and Ctrl-C stop accepting, let streams in flight finish (up to 30 s), then exit.
+    try:
+        web.run_app(
+            create_app(settings, hook),
+            host=args.host,
+            port=port,
+            shutdown_timeout=30,
+            handler_cancellation=True,
+            access_log=None,
+            print=None,
+            loop=_event_loop(),
+        )
+    except OSError as exc:  # the port is taken, or the host is not ours
+        sys.stderr.write(f"vapi-harness proxy: error: cannot listen on {args.host}:{port}: {exc.strerror or exc}\n")
+        return 2
     return 0
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # Windows, or installed without it
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

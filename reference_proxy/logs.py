@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 __all__ = ["JsonFormatter"]
 
-_FIELDS = ("call_id", "stream", "model")
+_FIELDS = ("call_id", "stream", "model", "url")
 
 
 class JsonFormatter(logging.Formatter):

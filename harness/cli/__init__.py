@@ -9,14 +9,17 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from harness import __version__
-from harness.cli import check, fake_llm
 from harness.errors import HarnessError
 
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand, or with only the plugin command named `only`.
+
+    A plugin command (`vapi-harness proxy`) runs as a long-lived server: it should not carry the imports of
+    `check` (rich, the checks, the openai schemas) in its memory.
+    """
     parser = argparse.ArgumentParser(
         prog="vapi-harness",
         description="Check, time and load-test a custom LLM server the way Vapi calls it.",
@@ -24,17 +27,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    check.add_parser(subparsers)
-    fake_llm.add_parser(subparsers)
-    for entry_point in sorted(entry_points(group="vapi_harness.commands"), key=lambda e: e.name):
-        entry_point.load()(subparsers)
+    plugins = sorted(entry_points(group="vapi_harness.commands"), key=lambda e: e.name)
+    if only is None:
+        from harness.cli import check, fake_llm
+
+        check.add_parser(subparsers)
+        fake_llm.add_parser(subparsers)
+    for entry_point in plugins:
+        if only is None or entry_point.name == only:
+            entry_point.load()(subparsers)
     return parser
+
+
+def _plugin_named(argv: Sequence[str]) -> str | None:
+    first = argv[0] if argv else None
+    names = {e.name for e in entry_points(group="vapi_harness.commands")}
+    return first if first in names else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 pass, 1 fail, 2 bad input)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=_plugin_named(args_list))
+    args = parser.parse_args(args_list)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from harness.fake_llm.script import FakeLLMConfig, Frame, plan_completion, plan_reply
-from harness.protocol import error_envelope, is_secret_header, openai_chat_params
+from harness.protocol import CHAT_PARAMS, error_envelope, is_secret_header
 
 __all__ = ["RecordedRequest", "create_app"]
 
@@ -85,7 +85,7 @@ async def _completions(request: Request) -> Response:
         record.outcome = "rejected"
         return _error(state, 500, "The server had an error while processing your request.", "server_error")
     if "reject-extra-fields" in config.faults:
-        unknown = sorted((set(body) - openai_chat_params()) | (set(body) & _VAPI_FIELDS))
+        unknown = sorted((set(body) - CHAT_PARAMS) | (set(body) & _VAPI_FIELDS))
         if unknown:
             record.outcome = "rejected"
             return _error(state, 400, f"Unrecognized request argument supplied: {', '.join(unknown)}")

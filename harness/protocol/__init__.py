@@ -1,6 +1,7 @@
 """Wire-level building blocks shared by every package: chat shapes, the SSE codec and schemas."""
 
 from harness.protocol.chat import (
+    CHAT_PARAMS,
     FINISH_REASONS,
     AssembledToolCall,
     ToolCallAssembler,
@@ -16,6 +17,7 @@ from harness.protocol.secrets import REDACTED, is_secret_header, redact_secret_k
 from harness.protocol.sse import DONE, Deviation, SSEDecoder, SSEEvent, encode_comment, encode_event
 
 __all__ = [
+    "CHAT_PARAMS",
     "DONE",
     "FINISH_REASONS",
     "REDACTED",

@@ -11,16 +11,19 @@ judge the OpenAI spec and feed warning-level checks. Differences noted for Vapi:
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:
+    import jsonschema
 
 __all__ = ["schema_errors"]
 
 
 @cache
 def _validator(name: str) -> jsonschema.protocols.Validator:
-    # Imported here: the openai package costs ~0.6 s to import and only these schemas need it.
+    # Imported here: the openai package costs ~0.6 s to import and only these schemas need it; servers that
+    # share `harness.protocol` (the reference proxy) never pay for either.
+    import jsonschema
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
     from openai.types.shared import ErrorObject
 

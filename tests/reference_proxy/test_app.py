@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import time
@@ -47,7 +48,7 @@ def proxy(serve: Callable[[Any], ServerThread]) -> Callable[..., ServerThread]:
 def post(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     async def go() -> tuple[int, bytes]:
         async with aiohttp.ClientSession() as session:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            data = io.BytesIO(body if isinstance(body, bytes) else json.dumps(body).encode())
             async with session.post(url, data=data, headers=headers or {}) as response:
                 return response.status, await response.read()
 
@@ -88,6 +89,8 @@ def test_auth_and_bad_bodies_get_openai_envelopes(
     assert status == 400 and "not valid JSON" in json.loads(body)["error"]["message"]
     status, body = post(url, {"model": "m"}, {"Authorization": f"Bearer {KEY}"})
     assert status == 400 and "messages" in json.loads(body)["error"]["message"]
+    status, body = post(url, b" " * (17 * 1024 * 1024), {"Authorization": f"Bearer {KEY}"})
+    assert status == 413 and "16 MiB" in json.loads(body)["error"]["message"]
     status, body = post(url, VAPI_BODY, {"Authorization": f"Bearer {KEY}"})
     assert status == 200 and b"data: [DONE]" in body
 
@@ -114,6 +117,17 @@ def test_a_break_mid_stream_ends_with_an_error_chunk(
     assert status == 200
     events = [line[6:] for line in body.decode().split("\n\n") if line.startswith("data: ")]
     assert json.loads(events[-1])["error"]["type"] == "upstream_error"
+
+
+def test_a_stall_mid_stream_ends_with_a_timeout_chunk(
+    upstream: Callable[..., ServerThread], proxy: Callable[..., ServerThread]
+) -> None:
+    server = proxy(upstream(faults={"stall"}), idle_timeout_s=0.3)  # the upstream pauses 1.5 s mid-reply
+    status, body = post(f"{server.url}/v1/chat/completions", VAPI_BODY)
+    assert status == 200
+    events = [json.loads(line[6:]) for line in body.decode().split("\n\n") if line.startswith("data: ")]
+    assert any(e.get("choices") and e["choices"][0]["delta"].get("content") for e in events[:-1])
+    assert events[-1]["error"]["code"] == "upstream_timeout"
 
 
 def test_stream_is_relayed_chunk_by_chunk(

@@ -59,3 +59,14 @@ def test_proxy_command_rejects_bad_options() -> None:
     done = run_command("proxy", "--upstream-url", "http://127.0.0.1:9/v1", "--port", "x")
     assert done.returncode == 2
     assert "--port: 'x' is not a port number" in done.stderr
+
+
+def test_proxy_command_says_when_the_port_is_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_command("proxy", "--upstream-url", "http://127.0.0.1:9/v1", "--port", str(port))
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
