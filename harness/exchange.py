@@ -8,7 +8,15 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from harness.protocol import Deviation, SSEDecoder, SSEEvent, delta_content, delta_tool_calls
+from harness.protocol import (
+    AssembledToolCall,
+    Deviation,
+    SSEDecoder,
+    SSEEvent,
+    ToolCallAssembler,
+    delta_content,
+    delta_tool_calls,
+)
 from mock_vapi import VapiRequest
 
 __all__ = ["INVALID_JSON", "Exchange", "Outcome", "ParsedEvent", "Recorder", "js_json", "js_truthy"]
@@ -147,6 +155,15 @@ class Exchange:
             and isinstance(fragment.get("function"), dict)
             and isinstance(fragment["function"].get("name"), str)
         )
+
+    @cached_property
+    def tool_calls(self) -> list[AssembledToolCall]:
+        """The streamed tool calls, assembled by `index` (malformed fragments are the checks' business)."""
+        assembler = ToolCallAssembler()
+        for event in self.spoken_events:
+            for fragment in event.tool_calls:
+                assembler.add(fragment, f"event {event.sse.index}")
+        return [assembler.calls[i] for i in sorted(assembler.calls)]
 
     @property
     def text(self) -> str:

@@ -70,11 +70,17 @@ async def read_into(
     limits: ReadLimits,
     *,
     abort_after_content: bool = False,
+    abort_after_s: float | None = None,
+    abort_after_chars: int | None = None,
 ) -> Exchange:
     """Send `exchange.request` and record the reply into `exchange`; returns it.
 
+    A barge-in closes the connection mid-reply and ends the exchange as `Outcome.ABORTED`:
+
     Args:
-        abort_after_content: close the connection as soon as the first content arrives (a barge-in).
+        abort_after_content: as soon as the first content or tool-call delta arrives.
+        abort_after_s: this long after the request went out, if the reply is still open.
+        abort_after_chars: once this many characters of content have arrived.
     """
     request = exchange.request
     first_delta_s = limits.first_delta_s if limits.first_delta_s is not None else request.timeout_s
@@ -83,6 +89,7 @@ async def read_into(
     first_delta_by = t0 + first_delta_s
     recorder = Recorder(exchange, limits.max_event_bytes)
     response: aiohttp.ClientResponse | None = None
+    spoken_chars = 0
     try:
         try:
             async with asyncio.timeout(min(deadline, first_delta_by) - t0):
@@ -129,6 +136,14 @@ async def read_into(
                         f"No content or tool-call delta within {first_delta_s:g} s",
                     )
                 )
+            if abort_after_s is not None:
+                bounds.append(
+                    (
+                        exchange.t_start + abort_after_s,
+                        Outcome.ABORTED,
+                        f"Closed by the client {abort_after_s * 1000:g} ms after the request (barge-in)",
+                    )
+                )
             if recorder.finished_at is not None:
                 bounds.append(
                     (
@@ -149,11 +164,13 @@ async def read_into(
             if not data:
                 recorder.end_of_body(t)
                 break
-            recorder.feed(data, t)
+            spoken_chars += sum(len(e.content) for e in recorder.feed(data, t) if e.spoken)
             if exchange.body_bytes > limits.max_body_bytes:
                 raise _Stop(Outcome.TOO_LARGE, f"The body exceeded {limits.max_body_bytes} bytes")
             if abort_after_content and recorder.first_delta_at is not None:
                 raise _Stop(Outcome.ABORTED, "Closed by the client mid-stream (barge-in)")
+            if abort_after_chars is not None and spoken_chars >= abort_after_chars:
+                raise _Stop(Outcome.ABORTED, f"Closed by the client after {abort_after_chars} characters (barge-in)")
     except _Stop as stop:
         exchange.outcome = stop.outcome
         exchange.error = str(stop)

@@ -54,7 +54,7 @@ OPTIONS = [
     Option("--reply", "Reply text, streamed word by word", default=DEFAULT_REPLY, metavar="TEXT"),
     Option(
         "--tool-mode",
-        "auto: call the first tool when the last message is from the user",
+        "auto: after a user message, call the first tool it mentions (a word of the name; goodbye: endCall)",
         default="auto",
         choices=["auto", "always", "never"],
     ),

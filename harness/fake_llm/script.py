@@ -142,16 +142,41 @@ def _arguments(tool: Mapping[str, Any], override: Mapping[str, Any] | None) -> s
     return json.dumps(args)
 
 
+# Words that make the fake call Vapi's built-in tools, as a caller would say them.
+_TOOL_CUES = {
+    "endCall": ("goodbye", "bye", "hang up"),
+    "transferCall": ("transfer", "real person", "human", "operator"),
+}
+
+
+def _name_words(name: str) -> list[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).replace("_", " ").replace("-", " ")
+    return [w for w in spaced.lower().split() if len(w) >= 4]
+
+
+def _mentioned(tool: Mapping[str, Any], text: str) -> bool:
+    name = str(tool.get("function", {}).get("name", ""))
+    cues = _TOOL_CUES.get(name, ())
+    return any(cue in text for cue in cues) or any(word in text for word in _name_words(name))
+
+
 def wants_tool(config: FakeLLMConfig, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The tool to call for this request, if any."""
+    """The tool to call for this request, if any.
+
+    `auto`: after a user message, the first tool the message mentions (a word of its name, e.g. "weather" for
+    `get_weather`, or "goodbye" for `endCall`); `always`: the first tool; `never`: none.
+    """
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"]
     messages = body.get("messages") or []
-    last_role = messages[-1].get("role") if messages and isinstance(messages[-1], dict) else None
-    if not tools or config.tool_mode == "never" or last_role == "tool":
+    last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+    if not tools or config.tool_mode == "never" or last.get("role") == "tool":
         return None
-    if config.tool_mode == "always" or last_role == "user":
+    if config.tool_mode == "always":
         return tools[0]
-    return None
+    if last.get("role") != "user":
+        return None
+    text = str(last.get("content") or "").lower()
+    return next((t for t in tools if _mentioned(t, text)), None)
 
 
 def reply_text(config: FakeLLMConfig, body: Mapping[str, Any]) -> str:

@@ -1,0 +1,195 @@
+"""Scenario files: YAML checked against the shipped JSON Schema; errors name the file, the line and the path."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from harness.errors import ConfigError, did_you_mean
+from harness.scenarios.model import Scenario
+
+__all__ = ["ScenarioError", "load_file", "load_suites", "resolve_suite", "shipped_suites"]
+
+
+class ScenarioError(ConfigError):
+    """A scenario file that cannot be used; the message starts with `file:line: path:`."""
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    text = resources.files("harness").joinpath("schema/scenario.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _shipped_root() -> Path | None:
+    try:
+        root = Path(str(resources.files("scenarios")))
+    except ModuleNotFoundError:
+        return None
+    return root if root.is_dir() else None
+
+
+def shipped_suites() -> list[str]:
+    """Names of the suites that come with vapi-harness (`conversations`, `resilience`, ...)."""
+    root = _shipped_root()
+    if root is None:
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+
+
+def resolve_suite(name_or_path: str) -> list[Path]:
+    """The scenario files of a suite: a file, a folder (recursively), or a shipped suite's name."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")])
+        if not files:
+            raise ScenarioError(f"{path}: no .yaml scenario files in this folder")
+        return files
+    root = _shipped_root()
+    if root is not None and (root / name_or_path).is_dir():
+        return resolve_suite(str(root / name_or_path))
+    names = shipped_suites()
+    hint = did_you_mean(name_or_path, names) or (f" Shipped suites: {', '.join(names)}." if names else "")
+    raise ScenarioError(f"--suite {name_or_path!r}: no such file, folder or shipped suite.{hint}")
+
+
+def load_suites(names: Sequence[str]) -> list[Scenario]:
+    """Every scenario of the given suites, in order; names must be unique across them."""
+    scenarios: list[Scenario] = []
+    seen: dict[str, str] = {}
+    for name in names:
+        for path in resolve_suite(name):
+            scenario = load_file(path)
+            if scenario.name in seen:
+                raise ScenarioError(
+                    f"{path}: name: {scenario.name!r} is already used by {seen[scenario.name]}; names must be unique"
+                )
+            seen[scenario.name] = str(path)
+            scenarios.append(scenario)
+    return scenarios
+
+
+def load_file(path: Path) -> Scenario:
+    """One scenario file, validated; raises `ScenarioError` with the file, line and path of the first problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(f"{where}: not valid YAML: {problem}") from None
+    if not isinstance(data, dict) or node is None:
+        raise ScenarioError(f"{path}:1: a scenario file holds one mapping (name, assistant, turns, ...)")
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
+    if errors:
+        raise ScenarioError(_describe(path, node, errors[0]))
+    _check_semantics(path, node, data)
+    lines = {i: _line(node, ["turns", i]) for i in range(len(data["turns"]))}
+    return Scenario.from_dict(data, str(path), lines)
+
+
+def _check_semantics(path: Path, node: yaml.Node, data: dict[str, Any]) -> None:
+    """What a schema cannot say: regexes compile, mocked tools exist, function tools can be answered."""
+    for index, turn in enumerate(data["turns"]):
+        regex = ((turn.get("expect") or {}).get("content") or {}).get("regex")
+        if regex is not None:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                where = ["turns", index, "expect", "content", "regex"]
+                raise ScenarioError(f"{path}:{_line(node, where)}: {_path(where)}: not a valid regex: {exc}") from None
+    tools = ((data.get("assistant") or {}).get("model") or {}).get("tools") or []
+    names = {t["function"]["name"] for t in tools if t.get("type") == "function" and "function" in t}
+    for name in data.get("toolResults") or {}:
+        if name not in names:
+            where = ["toolResults", name]
+            hint = did_you_mean(name, names)
+            raise ScenarioError(f"{path}:{_line(node, where)}: {_path(where)}: no function tool has this name.{hint}")
+    for index, tool in enumerate(tools):
+        if tool.get("type") != "function":
+            continue
+        where = ["assistant", "model", "tools", index]
+        if "function" not in tool:
+            raise ScenarioError(f"{path}:{_line(node, where)}: {_path(where)}: a function tool needs `function.name`")
+        name = tool["function"]["name"]
+        if name not in (data.get("toolResults") or {}) and not (tool.get("server") or {}).get("url"):
+            raise ScenarioError(
+                f"{path}:{_line(node, where)}: {_path(where)}: tool {name!r} has no server.url and no mocked "
+                f"result; add `toolResults: {{{name}: ...}}`"
+            )
+
+
+def _describe(path: Path, node: yaml.Node, error: jsonschema.ValidationError) -> str:
+    where = list(error.absolute_path)
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set((schema.get("properties") or {}).keys())
+        unknown = [k for k in error.instance if k not in allowed]
+        if unknown:
+            key = unknown[0]
+            target = [*where, key]
+            hint = did_you_mean(key, allowed) or f" Known keys: {', '.join(sorted(allowed))}."
+            return f"{path}:{_line(node, target, key_line=True)}: {_path(target)}: unknown key.{hint}"
+    expected: Any = error.validator_value
+    if error.validator == "required" and isinstance(expected, list) and isinstance(error.instance, dict):
+        missing = [k for k in expected if k not in error.instance]
+        return f"{path}:{_line(node, where)}: {_path(where)}: missing required key {missing[0]!r}"
+    if error.validator == "enum" and isinstance(expected, list):
+        choices = ", ".join(repr(c) for c in expected)
+        hint = did_you_mean(str(error.instance), [str(c) for c in expected])
+        if isinstance(error.instance, bool):
+            hint += " (YAML reads a bare off/on/yes/no as a boolean: quote it, e.g. \"off\")"
+        return f"{path}:{_line(node, where)}: {_path(where)}: {error.instance!r} is not one of {choices}.{hint}"
+    if error.validator == "oneOf" and error.context:
+        best = min(error.context, key=lambda e: len(list(e.absolute_path)))
+        return f"{path}:{_line(node, where)}: {_path(where)}: {best.message}"
+    return f"{path}:{_line(node, where)}: {_path(where)}: {error.message}"
+
+
+def _path(parts: Sequence[Any]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _children(node: yaml.Node) -> Iterator[tuple[Any, yaml.Node, yaml.Node]]:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield key.value, key, value
+    elif isinstance(node, yaml.SequenceNode):
+        for index, value in enumerate(node.value):
+            yield index, value, value
+
+
+def _line(node: yaml.Node, parts: Sequence[Any], key_line: bool = False) -> int:
+    """The 1-based line of the deepest node along `parts` that exists."""
+    current, line = node, node.start_mark.line + 1
+    for part in parts:
+        for name, key, value in _children(current):
+            if name == part:
+                line = (key if key_line else value).start_mark.line + 1
+                if isinstance(value, yaml.ScalarNode) and not key_line:
+                    line = value.start_mark.line + 1
+                current = value
+                break
+        else:
+            break
+    return line
