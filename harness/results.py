@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from harness.checks import REGISTRY, Expect, Finding, Severity, Status
 from harness.exchange import Exchange, Outcome
 from harness.metrics import METRICS, Distribution
 from harness.suite import Probe
+
+if TYPE_CHECKING:  # the scenario runner builds on these results
+    from harness.scenarios.model import Scenario
+    from harness.scenarios.runner import ScenarioResult
 
 __all__ = [
     "CheckSummary",
@@ -20,6 +25,8 @@ __all__ = [
     "RunInfo",
     "RunResult",
     "RunStarted",
+    "ScenarioFinished",
+    "ScenarioStarted",
 ]
 
 
@@ -38,6 +45,8 @@ class RunInfo:
     strict: bool
     probes: tuple[str, ...]
     started_at: datetime
+    suites: tuple[str, ...] = ()
+    scenarios: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ class RunResult:
     finished_at: datetime | None = None
     interrupted: str | None = None
     stopped_early: str | None = None
+    scenarios: list[ScenarioResult] = field(default_factory=list)
 
     def checks(self) -> list[CheckSummary]:
         """Per-check summaries in registry order, errors first."""
@@ -130,6 +140,8 @@ class RunResult:
             "checks_passed": sum(s.status is Status.PASSED for s in checks),
             "errors": sum(s.worst is Severity.ERROR for s in checks),
             "warnings": sum(s.worst is Severity.WARNING for s in checks),
+            "scenarios": len(self.scenarios),
+            "scenarios_failed": sum(not s.passed for s in self.scenarios),
         }
 
     @property
@@ -137,6 +149,8 @@ class RunResult:
         """The verdict: no failed error check (nor warning, when strict), and the run was complete."""
         counts = self.counts()
         if counts["errors"] or (self.info.strict and counts["warnings"]):
+            return False
+        if counts["scenarios_failed"]:
             return False
         return not self.interrupted and not self.stopped_early and bool(self.results)
 
@@ -172,4 +186,20 @@ class RunFinished:
     run: RunResult
 
 
-RunEvent = RunStarted | ProbeStarted | ExchangeFinished | RunFinished
+@dataclass(frozen=True)
+class ScenarioStarted:
+    """A scenario is about to be played (all its copies at once)."""
+
+    scenario: Scenario
+    index: int
+    total: int
+
+
+@dataclass(frozen=True)
+class ScenarioFinished:
+    """One copy of a scenario was played and judged."""
+
+    result: ScenarioResult
+
+
+RunEvent = RunStarted | ProbeStarted | ExchangeFinished | ScenarioStarted | ScenarioFinished | RunFinished

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+import aiohttp
+
 from harness.checks import CheckContext, Finding, Severity, Status, Thresholds, run_checks
 from harness.exchange import Exchange, Outcome
 from harness.metrics import exchange_metrics
@@ -21,7 +23,10 @@ from harness.results import (
     RunInfo,
     RunResult,
     RunStarted,
+    ScenarioFinished,
+    ScenarioStarted,
 )
+from harness.scenarios.model import Scenario
 from harness.suite import Probe
 
 __all__ = ["RunSettings", "Runner"]
@@ -52,9 +57,18 @@ def _as_warning(finding: Finding) -> Finding:
 class Runner:
     """Sends each probe in turn, judges and measures it; `run` keeps what was measured if interrupted."""
 
-    def __init__(self, info: RunInfo, probes: Sequence[Probe], settings: RunSettings) -> None:
+    def __init__(
+        self,
+        info: RunInfo,
+        probes: Sequence[Probe],
+        settings: RunSettings,
+        scenarios: Sequence[Scenario] = (),
+        api_key: str | None = None,
+    ) -> None:
         self.probes = list(probes)
+        self.scenarios = list(scenarios)
         self.settings = settings
+        self.api_key = api_key
         self.run = RunResult(info)
 
     async def events(self) -> AsyncIterator[RunEvent]:
@@ -92,8 +106,22 @@ class Runner:
                         break
                 if self.run.stopped_early:
                     break
+            if not self.run.stopped_early:
+                async for event in self._scenarios(session):
+                    yield event
         self.run.finished_at = datetime.now(UTC)
         yield RunFinished(self.run)
+
+    async def _scenarios(self, session: aiohttp.ClientSession) -> AsyncIterator[RunEvent]:
+        from harness.scenarios.runner import play_scenarios  # builds on this module's RunSettings
+
+        for index, scenario in enumerate(self.scenarios, start=1):
+            yield ScenarioStarted(scenario, index, len(self.scenarios))
+            played = await play_scenarios([scenario], self.run.info.url, session, self.settings, api_key=self.api_key)
+            for result in played:
+                self.run.scenarios.append(result)
+                self.run.results.extend(x for turn in result.turns for x in turn.exchanges)
+                yield ScenarioFinished(result)
 
     def interrupted(self, reason: str) -> RunFinished:
         """The final event for a run cut short: everything measured so far."""

@@ -129,7 +129,7 @@ class CallSimulator:
         self.session = session
         self.api_key = api_key
         self.limits = limits or ReadLimits()
-        vapi_model = {"provider": "custom-llm", "url": base_url, "model": "gpt-4o-mini", **scenario.model}
+        vapi_model = {"provider": "custom-llm", "model": "gpt-4o-mini", **scenario.model, "url": base_url}
         self.model = CustomLLMModel.from_vapi(vapi_model, where=f"{scenario.source}: assistant.model")
         self.tools = {self._tool_name(t): t for t in self.model.tools}
 

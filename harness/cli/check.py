@@ -25,9 +25,10 @@ from harness.errors import ConfigError, did_you_mean
 from harness.fake_llm import FakeLLMConfig, create_app
 from harness.reader import ReadLimits
 from harness.replay import load_recording
-from harness.reporting import JsonReport, JUnitReport, Redactor, TerminalReport, is_secret_header
+from harness.reporting import JsonReport, JUnitReport, MarkdownReport, Redactor, TerminalReport, is_secret_header
 from harness.results import RunEvent, RunInfo
 from harness.runner import Runner, RunSettings
+from harness.scenarios.loader import load_suites
 from harness.servers import serve_in_thread
 from harness.suite import Target, default_probes
 from mock_vapi import CustomLLMModel, InvalidModelConfig, MetadataSendMode
@@ -100,8 +101,16 @@ OPTIONS = [
         type=Path,
         metavar="PATH.jsonl",
     ),
+    Option(
+        "--suite",
+        "Play the scenarios of a suite (a .yaml file, a folder, or a shipped suite's name) instead of the "
+        "default probes; repeatable",
+        repeatable=True,
+        metavar="PATH_OR_NAME",
+    ),
     Option("--json", "Also write the JSON report here", type=Path, metavar="PATH"),
     Option("--junit", "Also write the JUnit XML report here", type=Path, metavar="PATH"),
+    Option("--markdown", "Also write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)", type=Path, metavar="PATH"),
     Option("--report-dir", "Reports go to DIR/<run-id>/", default=Path("reports"), type=Path, metavar="DIR"),
     Option("--quiet", "No progress lines on stderr", default=False, flag_only=True),
 ]
@@ -222,7 +231,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     out_dir = config.report_dir / run_id
-    _check_writable(out_dir, config.json, config.junit)
+    if config.suite and config.replay:
+        raise ConfigError("--suite and --replay cannot be combined: each replaces the default probes")
+    scenarios = load_suites(config.suite) if config.suite else []
+    _check_writable(out_dir, config.json, config.junit, config.markdown)
     writers: list[Any] = [
         TerminalReport(_stdout_console(), Console(stderr=True, quiet=config.quiet), redactor),
         JsonReport(out_dir / "report.json", redactor),
@@ -232,6 +244,8 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
         writers.append(JsonReport(config.json, redactor))
     if config.junit:
         writers.append(JUnitReport(config.junit, redactor))
+    if config.markdown:
+        writers.append(MarkdownReport(config.markdown, redactor))
     settings = RunSettings(
         repeat=config.repeat,
         limits=ReadLimits(deadline_s=deadline_s, close_grace_s=config.close_grace_s),
@@ -242,6 +256,8 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
         model = _model(config, url)
         if config.replay:
             probes = load_recording(config.replay, model, config.api_key)
+        elif scenarios:
+            probes = []
         else:
             probes = default_probes(Target(model, config.api_key))
         info = RunInfo(
@@ -256,8 +272,10 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
             strict=config.strict,
             probes=tuple(p.name for p in probes),
             started_at=datetime.now(UTC),
+            suites=tuple(config.suite),
+            scenarios=tuple(s.name for s in scenarios),
         )
-        runner = Runner(info, probes, settings)
+        runner = Runner(info, probes, settings, scenarios, api_key=config.api_key)
         try:
             passed = asyncio.run(_drive(runner, writers, config.max_run_s))
         except KeyboardInterrupt:

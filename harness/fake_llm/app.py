@@ -9,7 +9,7 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,7 @@ class _State:
     config: FakeLLMConfig
     recorded: deque[RecordedRequest] = field(default_factory=lambda: deque(maxlen=_RECORDED_LIMIT))
     ids: itertools.count[int] = field(default_factory=itertools.count)
+    crashed: bool = False  # fault crash-after-abort: a client closed a stream early
 
 
 def _error(state: _State, status: int, message: str, type_: str = "invalid_request_error") -> Response:
@@ -81,7 +82,7 @@ async def _completions(request: Request) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         record.outcome = "rejected"
         return _error(state, 400, "'messages' is a required property")
-    if "status-500" in config.faults:
+    if "status-500" in config.faults or state.crashed:
         record.outcome = "rejected"
         return _error(state, 500, "The server had an error while processing your request.", "server_error")
     if "reject-extra-fields" in config.faults:
@@ -97,7 +98,13 @@ async def _completions(request: Request) -> Response:
     frames = plan_reply(config, body, completion_id)
     media_type = "application/json" if "wrong-content-type" in config.faults else "text/event-stream"
     return StreamingResponse(
-        _play(frames, record, never_close="never-close" in config.faults, precise=config.precise_ttft),
+        _play(
+            frames,
+            record,
+            never_close="never-close" in config.faults,
+            precise=config.precise_ttft,
+            on_abort=(lambda: setattr(state, "crashed", True)) if "crash-after-abort" in config.faults else None,
+        ),
         media_type=media_type,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -143,7 +150,12 @@ async def _sleep_precisely(delay_s: float) -> None:
 
 
 async def _play(
-    frames: list[Frame], record: RecordedRequest, *, never_close: bool, precise: bool = False
+    frames: list[Frame],
+    record: RecordedRequest,
+    *,
+    never_close: bool,
+    precise: bool = False,
+    on_abort: Callable[[], None] | None = None,
 ) -> AsyncIterator[bytes]:
     try:
         for i, (delay_s, data, fail) in enumerate(_segments(frames, elapsed_s=time.perf_counter() - record.t)):
@@ -159,6 +171,8 @@ async def _play(
         record.outcome = "completed"
     except (asyncio.CancelledError, GeneratorExit):
         record.outcome = "client_disconnected"
+        if on_abort is not None:
+            on_abort()
         raise
     finally:
         record.t_closed = time.perf_counter()

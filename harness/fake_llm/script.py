@@ -58,6 +58,8 @@ FAULTS = {
     "no-usage": "ignore stream_options.include_usage",
     "data-after-done": "send a chunk after [DONE]",
     "invalid-utf8": "send bytes that are not UTF-8 inside a chunk",
+    "ignore-tool-results": "answer a tool result as if it were not there (a scenario's follow-up fails)",
+    "crash-after-abort": "answer 500 to every request once a client has closed a stream early",
     "oversize-event": "send one chunk larger than 1 MiB",
     "created-string": "send `created` as a string",
 }
@@ -183,7 +185,7 @@ def reply_text(config: FakeLLMConfig, body: Mapping[str, Any]) -> str:
     """The text answer: after a tool result, a sentence quoting it."""
     messages = body.get("messages") or []
     last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
-    if last.get("role") == "tool":
+    if last.get("role") == "tool" and "ignore-tool-results" not in config.faults:
         return f"Thanks for waiting, I have the answer now. {last.get('content') or ''}".strip()
     return config.reply
 

@@ -3,6 +3,7 @@
 from harness.reporting.document import SCHEMA_VERSION, report_schema, run_document, validate_document
 from harness.reporting.json_report import JsonReport
 from harness.reporting.junit import JUnitReport, junit_tree
+from harness.reporting.markdown import MarkdownReport, markdown_summary
 from harness.reporting.redact import REDACTED, Redactor, is_secret_header
 from harness.reporting.terminal import TerminalReport, render_results
 
@@ -11,10 +12,12 @@ __all__ = [
     "SCHEMA_VERSION",
     "JUnitReport",
     "JsonReport",
+    "MarkdownReport",
     "Redactor",
     "TerminalReport",
     "is_secret_header",
     "junit_tree",
+    "markdown_summary",
     "render_results",
     "report_schema",
     "run_document",

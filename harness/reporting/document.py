@@ -14,6 +14,7 @@ from harness import __version__
 from harness.exchange import Exchange
 from harness.reporting.redact import Redactor
 from harness.results import ExchangeResult, RunResult
+from harness.scenarios.runner import ScenarioResult
 
 __all__ = ["SCHEMA_VERSION", "TIMELINE_LIMIT", "report_schema", "run_document", "validate_document"]
 
@@ -98,6 +99,35 @@ def _exchange(result: ExchangeResult, redactor: Redactor) -> dict[str, Any]:
     }
 
 
+def _scenario(result: ScenarioResult, redactor: Redactor) -> dict[str, Any]:
+    return {
+        "name": result.name,
+        "source": result.source,
+        "copy": result.copy,
+        "call_id": result.call_id,
+        "verdict": "passed" if result.passed else "failed",
+        "ended_reason": result.ended_reason,
+        "turns": [
+            {
+                "index": turn.index,
+                "user": redactor.text(turn.user) if turn.user is not None else None,
+                "played": turn.played,
+                "verdict": "passed" if turn.passed else "failed",
+                "spoken": redactor.text(turn.spoken[:_BODY_LIMIT]),
+                "tool_calls": turn.tool_calls,
+                "timing": {k: _round(v) for k, v in turn.timing.items()},
+                "expectations": [
+                    {"what": e.what, "passed": e.passed, "message": redactor.text(e.message)} for e in turn.expectations
+                ],
+                "failed_checks": [redactor.text(c) for c in turn.failed_checks],
+                "requests": [x.probe.name for x in turn.exchanges],
+            }
+            for turn in result.turns
+        ],
+        "transcript": [{"role": role, "text": redactor.text(text)} for role, text in result.transcript],
+    }
+
+
 def run_document(run: RunResult, redactor: Redactor) -> dict[str, Any]:
     """The JSON report of `run`, secrets redacted."""
     info = run.info
@@ -118,7 +148,12 @@ def run_document(run: RunResult, redactor: Redactor) -> dict[str, Any]:
             "authenticated": info.authenticated,
             "timeout_s": info.timeout_s,
         },
-        "settings": {"repeat": info.repeat, "strict": info.strict, "probes": list(info.probes)},
+        "settings": {
+            "repeat": info.repeat,
+            "strict": info.strict,
+            "probes": list(info.probes),
+            "suites": list(info.suites),
+        },
         "summary": run.counts(),
         "checks": [
             {
@@ -146,6 +181,7 @@ def run_document(run: RunResult, redactor: Redactor) -> dict[str, Any]:
             for name, d in run.latency().items()
         },
         "exchanges": [_exchange(r, redactor) for r in run.results],
+        "scenarios": [_scenario(r, redactor) for r in run.scenarios],
     }
 
 

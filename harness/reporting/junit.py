@@ -1,4 +1,5 @@
-"""Write the run as JUnit XML: a testsuite per probe (and repeat), a testcase per check it ran."""
+"""Write the run as JUnit XML: a testsuite per probe (and repeat), a testcase per check it ran; for scenarios,
+a testsuite per scenario and a testcase per turn, failing with the broken expectations and the transcript."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from harness.checks import Severity, Status
 from harness.reporting.redact import Redactor
 from harness.results import ExchangeResult, RunEvent, RunFinished, RunResult
+from harness.scenarios.runner import ScenarioResult
 
 __all__ = ["JUnitReport", "junit_tree"]
 
@@ -20,7 +22,10 @@ def junit_tree(run: RunResult, redactor: Redactor) -> ET.Element:
     """The JUnit document; failed warnings are failures only in strict runs, else noted in system-out."""
     root = ET.Element("testsuites", name="vapi-harness")
     totals = {"tests": 0, "failures": 0}
+    in_scenarios = {id(x) for scenario in run.scenarios for turn in scenario.turns for x in turn.exchanges}
     for result in run.results:
+        if id(result) in in_scenarios:
+            continue
         exchange = result.exchange
         duration_s = exchange.t_end - exchange.t_start if exchange.t_end else 0.0
         suite = ET.SubElement(root, "testsuite", name=_suite_name(result, run.info.repeat))
@@ -47,6 +52,8 @@ def junit_tree(run: RunResult, redactor: Redactor) -> ET.Element:
         totals["failures"] += failures
         if notes:
             ET.SubElement(suite, "system-out").text = "\n".join(notes)
+    for scenario in run.scenarios:
+        _scenario_suite(root, scenario, redactor, totals)
     if run.interrupted or run.stopped_early:
         reason = run.interrupted or run.stopped_early or ""
         suite = ET.SubElement(root, "testsuite", name="run", tests="1", failures="1", errors="0", skipped="0")
@@ -59,6 +66,29 @@ def junit_tree(run: RunResult, redactor: Redactor) -> ET.Element:
     root.set("errors", "0")
     ET.indent(root)
     return root
+
+
+def _scenario_suite(root: ET.Element, scenario: ScenarioResult, redactor: Redactor, totals: dict[str, int]) -> None:
+    suite = ET.SubElement(root, "testsuite", name=redactor.text(scenario.label))
+    failures = 0
+    transcript = "\n".join(f"{role:>11}: {text}" for role, text in scenario.transcript)
+    for turn in scenario.turns:
+        title = f"turn {turn.index}: {turn.user}" if turn.user is not None else f"turn {turn.index}: call start"
+        case = ET.SubElement(suite, "testcase", classname=f"vapi-harness.scenario.{scenario.name}", name=title[:200])
+        total = turn.timing.get("total_ms")
+        case.set("time", f"{(total or 0) / 1000:.3f}")
+        if turn.passed:
+            continue
+        failures += 1
+        reasons = [f"{e.what}: {e.message}" for e in turn.failed_expectations] + turn.failed_checks
+        failure = ET.SubElement(case, "failure", message=redactor.text(reasons[0])[:500], type="error")
+        failure.text = redactor.text("\n".join(reasons) + f"\n\nTranscript ({scenario.source}):\n{transcript}")
+    suite.set("tests", str(len(scenario.turns)))
+    suite.set("failures", str(failures))
+    suite.set("errors", "0")
+    suite.set("skipped", "0")
+    totals["tests"] += len(scenario.turns)
+    totals["failures"] += failures
 
 
 class JUnitReport:

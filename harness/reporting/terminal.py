@@ -9,7 +9,16 @@ from rich.text import Text
 from harness.checks import Severity, Status
 from harness.metrics import METRICS
 from harness.reporting.redact import Redactor
-from harness.results import CheckSummary, ExchangeFinished, RunEvent, RunFinished, RunResult, RunStarted
+from harness.results import (
+    CheckSummary,
+    ExchangeFinished,
+    RunEvent,
+    RunFinished,
+    RunResult,
+    RunStarted,
+    ScenarioFinished,
+)
+from harness.scenarios.runner import ScenarioResult
 
 __all__ = ["TerminalReport", "render_results"]
 
@@ -50,6 +59,8 @@ def render_results(run: RunResult, console: Console, redactor: Redactor, *, show
     console.print(checks)
     if skipped:
         console.print(Text(f"{skipped} checks did not apply to any probe", style="dim"))
+    if run.scenarios:
+        _render_scenarios(run.scenarios, console, redactor)
     latency = run.latency()
     if latency:
         table = Table(title="Latency", title_justify="left")
@@ -70,6 +81,8 @@ def render_results(run: RunResult, console: Console, redactor: Redactor, *, show
         f": {counts['checks_passed']} checks passed, {counts['errors']} failed, {counts['warnings']} warnings, "
         f"{counts['exchanges']} requests",
     )
+    if counts["scenarios"]:
+        line.append(f"; {counts['scenarios'] - counts['scenarios_failed']} of {counts['scenarios']} scenarios passed")
     if run.info.strict and counts["warnings"]:
         line.append(" (strict: warnings fail)")
     if run.stopped_early:
@@ -77,6 +90,37 @@ def render_results(run: RunResult, console: Console, redactor: Redactor, *, show
     if run.interrupted:
         line.append(f"\nInterrupted ({run.interrupted}): the reports hold what was measured until then.")
     console.print(line)
+
+
+def _render_scenarios(results: list[ScenarioResult], console: Console, redactor: Redactor) -> None:
+    table = Table(title="Scenarios", title_justify="left")
+    for column in ("scenario", "result", "turns", "requests", "ended", "first failure"):
+        table.add_column(column, overflow="fold", justify="right" if column in ("turns", "requests") else "left")
+    for result in results:
+        passed_turns = sum(t.passed for t in result.turns)
+        requests = sum(len(t.exchanges) for t in result.turns)
+        failure = ""
+        for turn in result.turns:
+            reasons = [e.message for e in turn.failed_expectations] + turn.failed_checks
+            if reasons:
+                failure = f"turn {turn.index}: {reasons[0]}"
+                break
+        verdict = Text("PASS", style="green") if result.passed else Text("FAIL", style="bold red")
+        table.add_row(
+            Text(redactor.text(result.label)),
+            verdict,
+            f"{passed_turns}/{len(result.turns)}",
+            str(requests),
+            result.ended_reason,
+            Text(redactor.text(failure[:300])),
+        )
+    console.print(table)
+    for result in results:
+        if result.passed:
+            continue
+        console.print(Text(f"Transcript of {result.label} ({result.source}):", style="bold"))
+        for role, text in result.transcript[-40:]:
+            console.print(Text(f"  {role:>11}: ", style="dim") + Text(redactor.text(text)[:400]))
 
 
 class TerminalReport:
@@ -92,11 +136,17 @@ class TerminalReport:
         if isinstance(event, RunStarted):
             info = event.info
             where = f"{info.url} (built-in endpoint)" if info.builtin else info.url
-            self.err.print(
-                f"vapi-harness: checking {self.redactor.text(where)}, {len(info.probes)} probes", highlight=False
-            )
+            what = f"{len(info.scenarios)} scenarios" if info.suites else f"{len(info.probes)} probes"
+            self.err.print(f"vapi-harness: checking {self.redactor.text(where)}, {what}", highlight=False)
         elif isinstance(event, ExchangeFinished):
             self._progress(event)
+        elif isinstance(event, ScenarioFinished):
+            result = event.result
+            mark = "[green]✓[/green]" if result.passed else "[red]✗[/red]"
+            turns = f"{sum(t.passed for t in result.turns)}/{len(result.turns)} turns"
+            self.err.print(
+                f" {mark} {self.redactor.text(result.label)}  {turns}  {result.ended_reason}", highlight=False
+            )
         elif isinstance(event, RunFinished):
             render_results(event.run, self.out, self.redactor)
 

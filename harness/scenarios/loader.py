@@ -155,7 +155,7 @@ def _describe(path: Path, node: yaml.Node, error: jsonschema.ValidationError) ->
         choices = ", ".join(repr(c) for c in expected)
         hint = did_you_mean(str(error.instance), [str(c) for c in expected])
         if isinstance(error.instance, bool):
-            hint += " (YAML reads a bare off/on/yes/no as a boolean: quote it, e.g. \"off\")"
+            hint += ' (YAML reads a bare off/on/yes/no as a boolean: quote it, e.g. "off")'
         return f"{path}:{_line(node, where)}: {_path(where)}: {error.instance!r} is not one of {choices}.{hint}"
     if error.validator == "oneOf" and error.context:
         best = min(error.context, key=lambda e: len(list(e.absolute_path)))

@@ -58,6 +58,8 @@ WARNING_FAULTS = {
     "created-string": "chunks_match_openai_schema",
 }
 AUTH_FAULTS = {"ignore-auth": "rejects_wrong_api_key", "no-envelope": "error_has_envelope"}
+# Faults only a conversation shows; tests/harness/scenarios covers them.
+SCENARIO_FAULTS = {"ignore-tool-results", "crash-after-abort"}
 
 
 def test_non_streamed_tool_call_is_judged_too(
@@ -70,7 +72,7 @@ def test_non_streamed_tool_call_is_judged_too(
 
 
 def test_every_fault_is_covered() -> None:
-    assert set(FAULTS) == set(ERROR_FAULTS) | set(WARNING_FAULTS) | set(AUTH_FAULTS)
+    assert set(FAULTS) == set(ERROR_FAULTS) | set(WARNING_FAULTS) | set(AUTH_FAULTS) | SCENARIO_FAULTS
 
 
 def test_builtin_endpoint_passes_every_check(run_cli: Callable[..., Any]) -> None:
