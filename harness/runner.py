@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -64,11 +64,13 @@ class Runner:
         settings: RunSettings,
         scenarios: Sequence[Scenario] = (),
         api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.probes = list(probes)
         self.scenarios = list(scenarios)
         self.settings = settings
         self.api_key = api_key
+        self.headers = dict(headers or {})
         self.run = RunResult(info)
 
     async def events(self) -> AsyncIterator[RunEvent]:
@@ -117,7 +119,9 @@ class Runner:
 
         for index, scenario in enumerate(self.scenarios, start=1):
             yield ScenarioStarted(scenario, index, len(self.scenarios))
-            played = await play_scenarios([scenario], self.run.info.url, session, self.settings, api_key=self.api_key)
+            played = await play_scenarios(
+                [scenario], self.run.info.url, session, self.settings, api_key=self.api_key, headers=self.headers
+            )
             for result in played:
                 self.run.scenarios.append(result)
                 self.run.results.extend(x for turn in result.turns for x in turn.exchanges)

@@ -124,12 +124,15 @@ class CallSimulator:
         *,
         api_key: str | None = None,
         limits: ReadLimits | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.scenario = scenario
         self.session = session
         self.api_key = api_key
         self.limits = limits or ReadLimits()
         vapi_model = {"provider": "custom-llm", "model": "gpt-4o-mini", **scenario.model, "url": base_url}
+        if headers:  # from the command line (check --header), on top of the scenario's model.headers
+            vapi_model["headers"] = {**(scenario.model.get("headers") or {}), **headers}
         self.model = CustomLLMModel.from_vapi(vapi_model, where=f"{scenario.source}: assistant.model")
         self.tools = {self._tool_name(t): t for t in self.model.tools}
 

@@ -12,24 +12,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from rich.console import Console
 
 from harness.checks import REGISTRY, Thresholds
 from harness.cli.options import Option, add_options, positive_float, positive_int, resolve
+from harness.endpoint import builtin_endpoint, validate_url
 from harness.errors import ConfigError, did_you_mean
-from harness.fake_llm import FakeLLMConfig, create_app
 from harness.reader import ReadLimits
 from harness.replay import load_recording
 from harness.reporting import JsonReport, JUnitReport, MarkdownReport, Redactor, TerminalReport, is_secret_header
 from harness.results import RunEvent, RunInfo
 from harness.runner import Runner, RunSettings
 from harness.scenarios.loader import load_suites
-from harness.servers import serve_in_thread
 from harness.suite import Target, default_probes
 from mock_vapi import CustomLLMModel, InvalidModelConfig, MetadataSendMode
 
@@ -163,14 +160,8 @@ def _endpoint(config: _Config) -> Iterator[tuple[str, bool]]:
     if config.url:
         yield config.url, False
         return
-    front = next(iter(entry_points(group="vapi_harness.builtin_endpoint")), None)
-    if front is None:  # installed without the reference proxy: the fake LLM alone
-        with serve_in_thread(create_app(FakeLLMConfig(api_key=config.api_key))) as server:
-            yield f"{server.url}/v1", True
-        return
-    with serve_in_thread(create_app(FakeLLMConfig())) as upstream:
-        with serve_in_thread(front.load()(f"{upstream.url}/v1", config.api_key)) as server:
-            yield f"{server.url}/v1", True
+    with builtin_endpoint(config.api_key) as url:
+        yield url, True
 
 
 def _model(config: _Config, url: str) -> CustomLLMModel:
@@ -195,25 +186,11 @@ def _model(config: _Config, url: str) -> CustomLLMModel:
         raise ConfigError(str(exc)) from None
 
 
-def _validate_url(url: str) -> None:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (parsing the port is the check)
-    except ValueError as exc:
-        raise ConfigError(f"--url: {url!r} is not a valid URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"--url: {url!r} is not an http(s) URL (e.g. http://127.0.0.1:8000/v1)")
-    if parts.username or parts.password:
-        raise ConfigError(
-            "--url: credentials in the URL are not sent by Vapi's client (fetch refuses them); use --api-key"
-        )
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the default suite; return the exit code."""
     config = _Config(resolve(args, OPTIONS, ENV_PREFIX))
     if config.url:
-        _validate_url(config.url)
+        validate_url(config.url)
     deadline_s = config.deadline_s or config.timeout_s + 10
     if deadline_s <= config.timeout_s:
         raise ConfigError(f"--deadline-s ({deadline_s:g}) must be greater than --timeout-s ({config.timeout_s:g})")
@@ -275,7 +252,7 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
             suites=tuple(config.suite),
             scenarios=tuple(s.name for s in scenarios),
         )
-        runner = Runner(info, probes, settings, scenarios, api_key=config.api_key)
+        runner = Runner(info, probes, settings, scenarios, api_key=config.api_key, headers=model.headers)
         try:
             passed = asyncio.run(_drive(runner, writers, config.max_run_s))
         except KeyboardInterrupt:

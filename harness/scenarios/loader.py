@@ -16,7 +16,7 @@ import yaml
 from harness.errors import ConfigError, did_you_mean
 from harness.scenarios.model import Scenario
 
-__all__ = ["ScenarioError", "load_file", "load_suites", "resolve_suite", "shipped_suites"]
+__all__ = ["ScenarioError", "load_document", "load_file", "load_suites", "resolve_suite", "shipped_suites"]
 
 
 class ScenarioError(ConfigError):
@@ -96,16 +96,25 @@ def load_file(path: Path) -> Scenario:
         raise ScenarioError(f"{where}: not valid YAML: {problem}") from None
     if not isinstance(data, dict) or node is None:
         raise ScenarioError(f"{path}:1: a scenario file holds one mapping (name, assistant, turns, ...)")
+    return _validated(data, str(path), node)
+
+
+def load_document(data: dict[str, Any], source: str) -> Scenario:
+    """A scenario given as a dict in the file format (for Python tests); errors name `source` and the path."""
+    return _validated(data, source, None)
+
+
+def _validated(data: dict[str, Any], source: str, node: yaml.Node | None) -> Scenario:
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
     if errors:
-        raise ScenarioError(_describe(path, node, errors[0]))
-    _check_semantics(path, node, data)
-    lines = {i: _line(node, ["turns", i]) for i in range(len(data["turns"]))}
-    return Scenario.from_dict(data, str(path), lines)
+        raise ScenarioError(_describe(source, node, errors[0]))
+    _check_semantics(source, node, data)
+    lines = {i: _line(node, ["turns", i]) for i in range(len(data["turns"]))} if node is not None else None
+    return Scenario.from_dict(data, source, lines)
 
 
-def _check_semantics(path: Path, node: yaml.Node, data: dict[str, Any]) -> None:
+def _check_semantics(path: str, node: yaml.Node | None, data: dict[str, Any]) -> None:
     """What a schema cannot say: regexes compile, mocked tools exist, function tools can be answered."""
     for index, turn in enumerate(data["turns"]):
         regex = ((turn.get("expect") or {}).get("content") or {}).get("regex")
@@ -114,29 +123,29 @@ def _check_semantics(path: Path, node: yaml.Node, data: dict[str, Any]) -> None:
                 re.compile(regex)
             except re.error as exc:
                 where = ["turns", index, "expect", "content", "regex"]
-                raise ScenarioError(f"{path}:{_line(node, where)}: {_path(where)}: not a valid regex: {exc}") from None
+                raise ScenarioError(f"{_at(path, node, where)}: {_path(where)}: not a valid regex: {exc}") from None
     tools = ((data.get("assistant") or {}).get("model") or {}).get("tools") or []
     names = {t["function"]["name"] for t in tools if t.get("type") == "function" and "function" in t}
     for name in data.get("toolResults") or {}:
         if name not in names:
             where = ["toolResults", name]
             hint = did_you_mean(name, names)
-            raise ScenarioError(f"{path}:{_line(node, where)}: {_path(where)}: no function tool has this name.{hint}")
+            raise ScenarioError(f"{_at(path, node, where)}: {_path(where)}: no function tool has this name.{hint}")
     for index, tool in enumerate(tools):
         if tool.get("type") != "function":
             continue
         where = ["assistant", "model", "tools", index]
         if "function" not in tool:
-            raise ScenarioError(f"{path}:{_line(node, where)}: {_path(where)}: a function tool needs `function.name`")
+            raise ScenarioError(f"{_at(path, node, where)}: {_path(where)}: a function tool needs `function.name`")
         name = tool["function"]["name"]
         if name not in (data.get("toolResults") or {}) and not (tool.get("server") or {}).get("url"):
             raise ScenarioError(
-                f"{path}:{_line(node, where)}: {_path(where)}: tool {name!r} has no server.url and no mocked "
+                f"{_at(path, node, where)}: {_path(where)}: tool {name!r} has no server.url and no mocked "
                 f"result; add `toolResults: {{{name}: ...}}`"
             )
 
 
-def _describe(path: Path, node: yaml.Node, error: jsonschema.ValidationError) -> str:
+def _describe(path: str, node: yaml.Node | None, error: jsonschema.ValidationError) -> str:
     where = list(error.absolute_path)
     schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -146,21 +155,26 @@ def _describe(path: Path, node: yaml.Node, error: jsonschema.ValidationError) ->
             key = unknown[0]
             target = [*where, key]
             hint = did_you_mean(key, allowed) or f" Known keys: {', '.join(sorted(allowed))}."
-            return f"{path}:{_line(node, target, key_line=True)}: {_path(target)}: unknown key.{hint}"
+            return f"{_at(path, node, target, key_line=True)}: {_path(target)}: unknown key.{hint}"
     expected: Any = error.validator_value
     if error.validator == "required" and isinstance(expected, list) and isinstance(error.instance, dict):
         missing = [k for k in expected if k not in error.instance]
-        return f"{path}:{_line(node, where)}: {_path(where)}: missing required key {missing[0]!r}"
+        return f"{_at(path, node, where)}: {_path(where)}: missing required key {missing[0]!r}"
     if error.validator == "enum" and isinstance(expected, list):
         choices = ", ".join(repr(c) for c in expected)
         hint = did_you_mean(str(error.instance), [str(c) for c in expected])
         if isinstance(error.instance, bool):
             hint += ' (YAML reads a bare off/on/yes/no as a boolean: quote it, e.g. "off")'
-        return f"{path}:{_line(node, where)}: {_path(where)}: {error.instance!r} is not one of {choices}.{hint}"
+        return f"{_at(path, node, where)}: {_path(where)}: {error.instance!r} is not one of {choices}.{hint}"
     if error.validator == "oneOf" and error.context:
         best = min(error.context, key=lambda e: len(list(e.absolute_path)))
-        return f"{path}:{_line(node, where)}: {_path(where)}: {best.message}"
-    return f"{path}:{_line(node, where)}: {_path(where)}: {error.message}"
+        return f"{_at(path, node, where)}: {_path(where)}: {best.message}"
+    return f"{_at(path, node, where)}: {_path(where)}: {error.message}"
+
+
+def _at(path: str, node: yaml.Node | None, parts: Sequence[Any], key_line: bool = False) -> str:
+    """`file:line` of `parts`, or just the source for a document that came without a file."""
+    return path if node is None else f"{path}:{_line(node, parts, key_line)}"
 
 
 def _path(parts: Sequence[Any]) -> str:
@@ -179,8 +193,10 @@ def _children(node: yaml.Node) -> Iterator[tuple[Any, yaml.Node, yaml.Node]]:
             yield index, value, value
 
 
-def _line(node: yaml.Node, parts: Sequence[Any], key_line: bool = False) -> int:
-    """The 1-based line of the deepest node along `parts` that exists."""
+def _line(node: yaml.Node | None, parts: Sequence[Any], key_line: bool = False) -> int:
+    """The 1-based line of the deepest node along `parts` that exists (0 without a file)."""
+    if node is None:
+        return 0
     current, line = node, node.start_mark.line + 1
     for part in parts:
         for name, key, value in _children(current):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -131,12 +131,13 @@ async def play_scenarios(
     settings: RunSettings,
     *,
     api_key: str | None = None,
+    headers: Mapping[str, str] | None = None,
     on_result: Callable[[ScenarioResult], None] | None = None,
 ) -> list[ScenarioResult]:
     """Play each scenario in turn (its copies at once); results come back in order, and through `on_result`."""
     results: list[ScenarioResult] = []
     for scenario in scenarios:
-        simulator = CallSimulator(scenario, base_url, session, api_key=api_key, limits=settings.limits)
+        simulator = CallSimulator(scenario, base_url, session, api_key=api_key, limits=settings.limits, headers=headers)
         calls = await asyncio.gather(*(simulator.play(copy) for copy in range(scenario.concurrency)))
         for call in calls:
             result = _result(scenario, call, settings)
