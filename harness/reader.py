@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 import aiohttp
 
-from harness.exchange import Exchange, Outcome, Recorder
+from harness.exchange import Exchange, Outcome, ParsedEvent, Recorder
 
 __all__ = ["ReadLimits", "new_session", "read_into"]
 
@@ -72,6 +73,7 @@ async def read_into(
     abort_after_content: bool = False,
     abort_after_s: float | None = None,
     abort_after_chars: int | None = None,
+    on_events: Callable[[list[ParsedEvent]], None] | None = None,
 ) -> Exchange:
     """Send `exchange.request` and record the reply into `exchange`; returns it.
 
@@ -81,6 +83,8 @@ async def read_into(
         abort_after_content: as soon as the first content or tool-call delta arrives.
         abort_after_s: this long after the request went out, if the reply is still open.
         abort_after_chars: once this many characters of content have arrived.
+
+    `on_events` sees each batch of newly parsed events as it arrives (to relay a stream while it is read).
     """
     request = exchange.request
     first_delta_s = limits.first_delta_s if limits.first_delta_s is not None else request.timeout_s
@@ -164,7 +168,10 @@ async def read_into(
             if not data:
                 recorder.end_of_body(t)
                 break
-            spoken_chars += sum(len(e.content) for e in recorder.feed(data, t) if e.spoken)
+            events = recorder.feed(data, t)
+            spoken_chars += sum(len(e.content) for e in events if e.spoken)
+            if on_events is not None and events:
+                on_events(events)
             if exchange.body_bytes > limits.max_body_bytes:
                 raise _Stop(Outcome.TOO_LARGE, f"The body exceeded {limits.max_body_bytes} bytes")
             if abort_after_content and recorder.first_delta_at is not None:

@@ -1,0 +1,131 @@
+"""Credentials and assistants: CRUD with Vapi's paths, status codes and shapes; keys never leave the store."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from mock_vapi.api.store import Store
+from mock_vapi.api.validate import ApiError, check_assistant, check_credential, check_credential_update
+
+__all__ = ["Assistants", "Credentials"]
+
+
+def _public_plan(plan: Any) -> Any:
+    return {k: v for k, v in plan.items() if k != "clientSecret"} if isinstance(plan, Mapping) else plan
+
+
+def _not_found(kind: str, resource_id: str) -> ApiError:
+    return ApiError(404, f"Couldn't find {kind} with id {resource_id}")
+
+
+class Credentials:
+    """`/credential`: the key (and an OAuth2 client secret) is kept apart and never returned."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(self, body: Any) -> dict[str, Any]:
+        """`POST /credential`."""
+        problems = check_credential(body)
+        if problems:
+            raise ApiError(400, problems)
+        public = {k: v for k, v in body.items() if k != "apiKey"}
+        if "authenticationPlan" in public:
+            public["authenticationPlan"] = _public_plan(public["authenticationPlan"])
+        document = self.store.create("credential", public)
+        self.store.set_secret(document["id"], body["apiKey"], {"authenticationPlan": body.get("authenticationPlan")})
+        return document
+
+    def get(self, credential_id: str) -> dict[str, Any]:
+        """`GET /credential/{id}`."""
+        document = self.store.get("credential", credential_id)
+        if document is None:
+            raise _not_found("credential", credential_id)
+        return document
+
+    def list(self, limit: int) -> list[dict[str, Any]]:
+        """`GET /credential`."""
+        return self.store.query("credential", limit=limit)
+
+    def update(self, credential_id: str, body: Any) -> dict[str, Any]:
+        """`PATCH /credential/{id}`."""
+        document = self.get(credential_id)
+        problems = check_credential_update(body, document["provider"])
+        if problems:
+            raise ApiError(400, problems)
+        if "apiKey" in body:
+            self.store.set_secret(credential_id, body["apiKey"], {"authenticationPlan": body.get("authenticationPlan")})
+        changes = {k: v for k, v in body.items() if k not in ("apiKey", "provider")}
+        if "authenticationPlan" in changes:
+            changes["authenticationPlan"] = _public_plan(changes["authenticationPlan"])
+        return self.store.replace("credential", {**document, **changes})
+
+    def delete(self, credential_id: str) -> dict[str, Any]:
+        """`DELETE /credential/{id}`: the deleted credential."""
+        document = self.store.delete("credential", credential_id)
+        if document is None:
+            raise _not_found("credential", credential_id)
+        return document
+
+
+class Assistants:
+    """`/assistant`: validated like Vapi validates a custom-llm model; unknown fields are kept."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _exists(self, credential_id: str) -> bool:
+        return self.store.get("credential", credential_id) is not None
+
+    def prepare(self, body: Any) -> dict[str, Any]:
+        """Validate an assistant body; inline credentials get an id and their keys go to the store."""
+        problems = check_assistant(body, self._exists)
+        if problems:
+            raise ApiError(400, problems)
+        prepared = dict(body)
+        if body.get("credentials"):
+            credentials = []
+            for credential in body["credentials"]:
+                if "apiKey" in credential:
+                    credential_id = str(uuid.uuid4())
+                    self.store.set_secret(credential_id, credential["apiKey"])
+                    public = {k: v for k, v in credential.items() if k != "apiKey"}
+                    if "authenticationPlan" in public:
+                        public["authenticationPlan"] = _public_plan(public["authenticationPlan"])
+                    credential = {**public, "id": credential_id}
+                credentials.append(credential)
+            prepared["credentials"] = credentials
+        return prepared
+
+    def create(self, body: Any) -> dict[str, Any]:
+        """`POST /assistant` (201)."""
+        return self.store.create("assistant", self.prepare(body))
+
+    def get(self, assistant_id: str) -> dict[str, Any]:
+        """`GET /assistant/{id}`."""
+        document = self.store.get("assistant", assistant_id)
+        if document is None:
+            raise _not_found("assistant", assistant_id)
+        return document
+
+    def list(self, limit: int) -> list[dict[str, Any]]:
+        """`GET /assistant`."""
+        return self.store.query("assistant", limit=limit)
+
+    def update(self, assistant_id: str, body: Any) -> dict[str, Any]:
+        """`PATCH /assistant/{id}`: the given top-level fields replace the stored ones."""
+        document = self.get(assistant_id)
+        if not isinstance(body, Mapping):
+            raise ApiError(400, ["body must be an object"])
+        reserved = {"id", "orgId", "createdAt", "updatedAt"}
+        merged = {**document, **{k: v for k, v in body.items() if k not in reserved}}
+        return self.store.replace("assistant", self.prepare(merged))
+
+    def delete(self, assistant_id: str) -> dict[str, Any]:
+        """`DELETE /assistant/{id}`: the deleted assistant."""
+        document = self.store.delete("assistant", assistant_id)
+        if document is None:
+            raise _not_found("assistant", assistant_id)
+        return document
