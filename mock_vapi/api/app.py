@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from harness.reader import new_session
+from mock_vapi.api.calls import Calls
 from mock_vapi.api.chats import Chats
 from mock_vapi.api.llm import DEFAULT_PROVIDER_URLS
 from mock_vapi.api.resources import Assistants, Credentials
@@ -58,6 +59,7 @@ class MockVapi:
         self.credentials = Credentials(store)
         self.assistants = Assistants(store)
         self.chats = Chats(store, self.assistants, self.session, self.provider_urls)
+        self.calls = Calls(store, self.assistants, self.session, self.provider_urls)
 
     def session(self) -> aiohttp.ClientSession:
         """The client session (exists while the app runs)."""
@@ -69,7 +71,10 @@ class MockVapi:
         """Open the LLM client session for the app's lifetime."""
         async with new_session() as session:
             self._session = session
-            yield
+            try:
+                yield
+            finally:
+                await self.calls.stop()
         self._session = None
 
     def guarded(self, handler: Handler) -> Handler:
@@ -142,6 +147,21 @@ class MockVapi:
             return JSONResponse(self.chats.get(chat_id))
         return JSONResponse(self.chats.delete(chat_id))
 
+    # --- calls ---
+
+    async def create_call(self, request: Request) -> Response:
+        return JSONResponse(self.calls.create(await _body(request)), status_code=201)
+
+    async def list_calls(self, request: Request) -> Response:
+        where = {k: request.query_params[k] for k in ("assistantId", "id") if k in request.query_params}
+        return JSONResponse(self.calls.list(_limit(request), where))
+
+    async def call(self, request: Request) -> Response:
+        call_id = request.path_params["id"]
+        if request.method == "GET":
+            return JSONResponse(self.calls.get(call_id))
+        return JSONResponse(self.calls.delete(call_id))
+
     # --- inspection ---
 
     async def debug_requests(self, request: Request) -> Response:
@@ -161,6 +181,9 @@ class MockVapi:
             Route("/chat", g(self.create_chat), methods=["POST"]),
             Route("/chat", g(self.list_chats), methods=["GET"]),
             Route("/chat/{id}", g(self.chat), methods=["GET", "DELETE"]),
+            Route("/call", g(self.create_call), methods=["POST"]),
+            Route("/call", g(self.list_calls), methods=["GET"]),
+            Route("/call/{id}", g(self.call), methods=["GET", "DELETE"]),
             Route("/debug/requests", g(self.debug_requests), methods=["GET"]),
         ]
 

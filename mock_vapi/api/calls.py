@@ -1,0 +1,240 @@
+"""`/call`: simulated calls. A real Vapi call needs audio; here a `simulation` block (a documented extension)
+scripts the caller's turns in the scenario format, and the call simulator plays them against the assistant's
+model exactly as `check --suite` does. The call runs in the background: `POST /call` answers `queued`, and
+`GET /call/{id}` shows it `in-progress`, then `ended` with its `endedReason`, transcript and timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+
+from harness.scenarios.judge import turn_timing
+from harness.scenarios.loader import ScenarioError, load_document
+from harness.scenarios.model import Scenario
+from mock_vapi.api.llm import ResolvedModel, record_exchange, resolve_model
+from mock_vapi.api.resources import Assistants
+from mock_vapi.api.store import Store, now_iso
+from mock_vapi.api.validate import ApiError
+from mock_vapi.simulator import CallRecord, CallSimulator
+
+__all__ = ["Calls"]
+
+log = logging.getLogger(__name__)
+_MODEL_KEYS = (
+    "model",
+    "messages",
+    "temperature",
+    "maxTokens",
+    "metadataSendMode",
+    "headers",
+    "timeoutSeconds",
+    "tools",
+)
+_ASSISTANT_KEYS = ("firstMessage", "firstMessageMode", "metadata", "modelOutputInMessagesEnabled")
+_FIELDS = {"assistantId", "assistant", "assistantOverrides", "customer", "phoneNumber", "phoneNumberId", "name",
+           "type", "simulation", "customerId"}  # fmt: skip
+_REPORT_TIMEOUT_S = 10.0
+
+
+class Calls:
+    """Creates simulated calls, plays them in the background, and keeps their outcome."""
+
+    def __init__(
+        self, store: Store, assistants: Assistants, session: Callable[[], aiohttp.ClientSession],
+        provider_urls: Mapping[str, str],
+    ) -> None:  # fmt: skip
+        self.store = store
+        self.assistants = assistants
+        self.session = session
+        self.provider_urls = provider_urls
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def _scenario(
+        self, body: Mapping[str, Any], assistant: Mapping[str, Any], resolved: ResolvedModel, call_id: str
+    ) -> Scenario:
+        simulation = body.get("simulation")
+        if not isinstance(simulation, Mapping):
+            raise ApiError(400, ["simulation must be an object: a real call needs audio, so this mock plays a "
+                                 "scripted one (see docs/mock-vapi.md)"])  # fmt: skip
+        model = {k: v for k, v in resolved.fields.items() if k in _MODEL_KEYS}
+        server = assistant.get("server")
+        if isinstance(server, Mapping) and model.get("tools"):  # Vapi sends tool calls to the assistant's server
+            model["tools"] = [
+                {**t, "server": t.get("server") or dict(server)} if t.get("type") == "function" else t
+                for t in model["tools"]
+            ]
+        kind = body.get("type", "webCall" if "customer" not in body else "inboundPhoneCall")
+        call: dict[str, Any] = {"id": call_id, "type": kind}
+        call.update({k: body[k] for k in ("customer", "phoneNumber") if isinstance(body.get(k), Mapping)})
+        document = {
+            "name": str(body.get("name") or "call"),
+            "assistant": {**{k: assistant[k] for k in _ASSISTANT_KEYS if k in assistant}, "model": model},
+            "call": call,
+            **{k: simulation[k] for k in ("turns", "toolResults", "simulator") if k in simulation},
+        }
+        try:
+            return load_document(document, "simulation")
+        except ScenarioError as exc:
+            raise ApiError(400, [str(exc)]) from None
+
+    def create(self, body: Any) -> dict[str, Any]:
+        """`POST /call` (201): validate, store as `queued`, and start playing."""
+        if not isinstance(body, Mapping):
+            raise ApiError(400, ["body must be an object"])
+        problems = [f"property {key} should not exist" for key in body if key not in _FIELDS]
+        if problems:
+            raise ApiError(400, problems)
+        if body.get("assistantId"):
+            assistant = self.assistants.get(str(body["assistantId"]))
+        elif body.get("assistant") is not None:
+            assistant = self.assistants.prepare(body["assistant"])
+        else:
+            raise ApiError(
+                400, "Couldn't Get Assistant. Need Either `assistant`, `assistantId`, `squad`, or `squadId`."
+            )
+        resolved = resolve_model(self.store, assistant, self.provider_urls)
+        call_id = str(uuid.uuid4())
+        scenario = self._scenario(body, assistant, resolved, call_id)
+        fields = {k: body[k] for k in ("assistantId", "customer", "phoneNumber", "name") if k in body}
+        if "assistantId" not in body:
+            fields["assistant"] = assistant
+        document = self.store.create(
+            "call",
+            {
+                **fields,
+                "type": scenario.call.get("type", "webCall"),
+                "status": "queued",
+                "simulation": body["simulation"],
+            },
+            resource_id=call_id,
+        )
+        task = asyncio.create_task(self._play(document, scenario, resolved, assistant))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return document
+
+    async def _play(
+        self, document: dict[str, Any], scenario: Scenario, resolved: ResolvedModel, assistant: Mapping[str, Any]
+    ) -> None:
+        started_wall, started = time.time(), time.perf_counter()
+        document = self.store.replace("call", {**document, "status": "in-progress", "startedAt": now_iso()})
+        simulator = CallSimulator(scenario, str(resolved.fields["url"]), self.session(), api_key=resolved.api_key)
+        try:
+            record = await simulator.play()
+        except Exception as exc:  # the mock must record a broken call, not lose it
+            log.exception("simulated call %s failed", document["id"])
+            self.store.replace("call", {**document, "status": "ended", "endedReason": "pipeline-error-unknown",
+                                        "endedMessage": str(exc), "endedAt": now_iso()})  # fmt: skip
+            return
+        for turn in record.turns:
+            for exchange in turn.exchanges:
+                record_exchange(self.store, exchange, "call", document["id"])
+        messages, metrics = _transcript(record, started_wall, started)
+        ended = {
+            **document,
+            "status": "ended",
+            "endedReason": record.ended_reason,
+            "endedAt": now_iso(),
+            "messages": messages,
+            "artifact": {
+                "messages": messages,
+                "messagesOpenAIFormatted": record.messages,
+                "transcript": "\n".join(
+                    f"{'AI' if m['role'] == 'bot' else 'User'}: {m['message']}"
+                    for m in messages
+                    if m["role"] in ("bot", "user")
+                ),
+                "performanceMetrics": {"turnLatencies": metrics},
+            },
+        }
+        if any(t.transferred_to for t in record.turns):
+            ended["destination"] = {
+                "type": "number",
+                "number": next(t.transferred_to for t in record.turns if t.transferred_to),
+            }
+        self.store.replace("call", ended)
+        await self._report(assistant, ended)
+
+    async def _report(self, assistant: Mapping[str, Any], call: Mapping[str, Any]) -> None:
+        """POST the end-of-call report to the assistant's server URL, as Vapi does."""
+        server = assistant.get("server")
+        if not isinstance(server, Mapping) or not server.get("url"):
+            return
+        headers = {str(k): str(v) for k, v in (server.get("headers") or {}).items()}
+        if server.get("secret"):
+            headers["X-Vapi-Secret"] = str(server["secret"])
+        message = {
+            "type": "end-of-call-report",
+            "timestamp": int(time.time() * 1000),
+            "endedReason": call["endedReason"],
+            "call": {k: v for k, v in call.items() if k not in ("messages", "artifact")},
+            "artifact": call["artifact"],
+            "startedAt": call.get("startedAt"),
+            "endedAt": call.get("endedAt"),
+        }
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with asyncio.timeout(_REPORT_TIMEOUT_S):
+                async with self.session().post(server["url"], json={"message": message}, headers=headers) as response:
+                    await response.read()
+
+    def get(self, call_id: str) -> dict[str, Any]:
+        """`GET /call/{id}`."""
+        document = self.store.get("call", call_id)
+        if document is None:
+            raise ApiError(404, f"Couldn't find call with id {call_id}")
+        return document
+
+    def list(self, limit: int, where: dict[str, Any]) -> list[dict[str, Any]]:
+        """`GET /call`."""
+        return self.store.query("call", limit=limit, where=where)
+
+    def delete(self, call_id: str) -> dict[str, Any]:
+        """`DELETE /call/{id}`."""
+        document = self.store.delete("call", call_id)
+        if document is None:
+            raise ApiError(404, f"Couldn't find call with id {call_id}")
+        return document
+
+    async def stop(self) -> None:
+        """Cancel calls still playing (the mock is shutting down)."""
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _transcript(
+    record: CallRecord, started_wall: float, started: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Vapi's call messages (`role`, `message`, `time`, `secondsFromStart`) and per-turn latencies."""
+    messages: list[dict[str, Any]] = []
+    metrics: list[dict[str, Any]] = []
+
+    def add(role: str, at: float, **fields: Any) -> None:
+        messages.append({"role": role, "time": int((started_wall + at - started) * 1000),
+                         "secondsFromStart": round(at - started, 3), **fields})  # fmt: skip
+
+    system = next((m.get("content") for m in record.messages if m.get("role") == "system"), None)
+    if system:
+        add("system", started, message=system)
+    for turn in record.turns:
+        at = turn.exchanges[0].t_start if turn.exchanges else started
+        if turn.user is not None:
+            add("user", at, message=turn.user)
+        for run in turn.tool_runs:
+            call = {"id": run.id, "type": "function", "function": {"name": run.name, "arguments": run.arguments}}
+            add("tool_calls", at, toolCalls=[call], message="")
+            add("tool_call_result", at, toolCallId=run.id, name=run.name, result=run.result or run.error or "")
+        if turn.spoken:
+            timing = turn_timing(turn)
+            spoken_at = at + (timing["ttft_ms"] or 0) / 1000
+            add("bot", spoken_at, message=turn.spoken)
+        metrics.append({"turn": turn.index, **turn_timing(turn)})
+    return messages, metrics
