@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from harness.cli.options import Option, add_options, number, resolve
+from harness.cli.options import Option, add_options, number, port, resolve
 from harness.errors import ConfigError, did_you_mean
 from harness.fake_llm import DEFAULT_REPLY, FAULTS, QUIRKS, FakeLLMConfig, create_app
 from harness.servers import base_url, free_port
@@ -18,13 +18,6 @@ from harness.servers import base_url, free_port
 __all__ = ["add_parser", "run"]
 
 ENV_PREFIX = "VAPI_HARNESS_FAKE_LLM_"
-
-
-def _port(text: str) -> int:
-    value = int(number(text, whole=True))
-    if value > 65535:
-        raise ValueError(f"{text!r} is not a port number")
-    return value
 
 
 def _member(known: dict[str, str], kind: str) -> Any:
@@ -48,7 +41,7 @@ def _arguments(text: str) -> dict[str, Any]:
 
 OPTIONS = [
     Option("--host", "Interface to bind", default="127.0.0.1"),
-    Option("--port", "Port to listen on (0 picks a free one)", default=8000, type=_port),
+    Option("--port", "Port to listen on (0 picks a free one)", default=8000, type=port),
     Option("--ttft-ms", "Delay before the first chunk", default=20.0, type=number),
     Option("--chunk-delay-ms", "Delay between chunks", default=10.0, type=number),
     Option("--reply", "Reply text, streamed word by word", default=DEFAULT_REPLY, metavar="TEXT"),
@@ -121,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if not config.reply.strip():
         raise ConfigError("--reply: must not be empty")
     host = values["host"]
-    port = values["port"] or free_port(host)
-    sys.stderr.write(f"fake LLM: base URL {base_url(host, port)}/v1\n")
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
+    listen_port = values["port"] or free_port(host)
+    sys.stderr.write(f"fake LLM: base URL {base_url(host, listen_port)}/v1\n")
+    uvicorn.run(create_app(config), host=host, port=listen_port, log_level="info", access_log=False)
     return 0

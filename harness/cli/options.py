@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 
-__all__ = ["Option", "add_options", "number", "parse_bool", "positive_float", "positive_int", "resolve"]
+__all__ = ["Option", "add_options", "number", "parse_bool", "port", "positive_float", "positive_int", "resolve"]
 
 
 def parse_bool(text: str) -> bool:
@@ -46,6 +46,14 @@ def positive_float(text: str) -> float:
 def positive_int(text: str) -> int:
     """A whole number >= 1."""
     return int(number(text, minimum=1, whole=True))
+
+
+def port(text: str) -> int:
+    """A TCP port number, 0 to 65535 (0: any free port)."""
+    value = int(number(text, whole=True))
+    if value > 65535:
+        raise ValueError(f"{text!r} is not a port number")
+    return value
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import json
 import sqlite3
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS resources (
 );
 CREATE INDEX IF NOT EXISTS resources_kind ON resources (kind, created_at);
 CREATE TABLE IF NOT EXISTS credential_keys (id TEXT PRIMARY KEY, api_key TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sent_requests (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     data TEXT NOT NULL
@@ -53,14 +55,17 @@ class Store:
         self.org_id = org_id or self._org_id()
 
     def _org_id(self) -> str:
+        return self.setting("org_id", lambda: str(uuid.uuid4()))
+
+    def setting(self, name: str, make: Callable[[], str]) -> str:
+        """A value kept in the file: made by `make` the first time, the same after every restart."""
         with self._lock:
-            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'org_id'").fetchone()
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
             if row:
                 return str(row[0])
-            org_id = str(uuid.uuid4())
-            self._db.execute("INSERT INTO meta VALUES ('org_id', ?)", (org_id,))
-            return org_id
+            value = make()
+            self._db.execute("INSERT INTO meta VALUES (?, ?)", (name, value))
+            return value
 
     def close(self) -> None:
         """Close the file."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,6 +114,20 @@ def test_streamed_chat_sends_vapis_events(mock: ServerThread, upstream: ServerTh
     assert chat["output"][0]["content"] == DEFAULT_REPLY.strip() and chat["stream"] is True
 
 
+def test_the_sdk_gets_vapis_stream_for_a_streamed_chat(mock: ServerThread, upstream: ServerThread, vapi: Vapi) -> None:
+    """Vapi answers `stream: true` with SSE, which this SDK version reads as one JSON body and gives up on
+    (ApiError with the raw text): the same thing happens against Vapi, and the text is Vapi's events."""
+    with http(mock) as client:
+        client.post("/credential", json={"provider": "custom-llm", "apiKey": LLM_KEY})
+    assistant = vapi.assistants.create(model=custom_llm(upstream))
+    with pytest.raises(ApiError) as raised:
+        vapi.chats.create(assistant_id=assistant.id, input="Hi", stream=True, request_options=NO_RETRY)
+    assert raised.value.status_code == 200
+    events = [json.loads(line[6:]) for line in str(raised.value.body).splitlines() if line.startswith("data: ")]
+    assert "".join(e["delta"] for e in events) == DEFAULT_REPLY.strip()
+    assert vapi.chats.get(events[0]["id"]).stream is True
+
+
 def test_responses_endpoint_with_the_openai_sdk(mock: ServerThread, upstream: ServerThread) -> None:
     with http(mock) as client:
         client.post("/credential", json={"provider": "custom-llm", "apiKey": LLM_KEY})
@@ -162,11 +177,18 @@ def test_a_restart_keeps_everything(
         credential = client.post("/credential", json={"provider": "custom-llm", "apiKey": LLM_KEY}).json()
     assistant = vapi.assistants.create(model=custom_llm(upstream), credential_ids=[credential["id"]])
     chat = vapi.chats.create(assistant_id=assistant.id, input="Hi")
+    options: Any = {"additional_body_parameters": {"simulation": {"turns": [{"user": "Hi"}]}}}
+    call = vapi.calls.create(assistant_id=assistant.id, request_options=options)
+    for _ in range(400):  # bounded wait for the simulated call to end
+        if vapi.calls.get(call.id).status == "ended":
+            break
+        time.sleep(0.025)
     mock.stop()
     again = serve(create_app(Store(db), KEY))
     with sdk(again) as restarted:
         assert restarted.assistants.get(assistant.id).credential_ids == [credential["id"]]
         assert restarted.chats.get(chat.id).output is not None
+        assert restarted.calls.get(call.id).ended_reason == "customer-ended-call"
         follow_up = restarted.chats.create(previous_chat_id=chat.id, input="Still there?")  # the key survived too
     assert follow_up.output is not None and upstream.app.state.fake.recorded[-1].authorized is True
 
