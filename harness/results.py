@@ -47,6 +47,7 @@ class RunInfo:
     started_at: datetime
     suites: tuple[str, ...] = ()
     scenarios: tuple[str, ...] = ()
+    thresholds: tuple[tuple[str, float], ...] = ()  # the voice budgets the checks used, for the reports
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,15 @@ from harness.endpoint import builtin_endpoint, validate_url
 from harness.errors import ConfigError, did_you_mean
 from harness.reader import ReadLimits
 from harness.replay import load_recording
-from harness.reporting import JsonReport, JUnitReport, MarkdownReport, Redactor, TerminalReport, is_secret_header
+from harness.reporting import (
+    HtmlReport,
+    JsonReport,
+    JUnitReport,
+    MarkdownReport,
+    Redactor,
+    TerminalReport,
+    is_secret_header,
+)
 from harness.results import RunEvent, RunInfo
 from harness.runner import Runner, RunSettings
 from harness.scenarios.loader import load_suites
@@ -108,6 +116,7 @@ OPTIONS = [
     Option("--json", "Also write the JSON report here", type=Path, metavar="PATH"),
     Option("--junit", "Also write the JUnit XML report here", type=Path, metavar="PATH"),
     Option("--markdown", "Also write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)", type=Path, metavar="PATH"),
+    Option("--html", "Also write a self-contained HTML report here", type=Path, metavar="PATH"),
     Option("--report-dir", "Reports go to DIR/<run-id>/", default=Path("reports"), type=Path, metavar="DIR"),
     Option("--quiet", "No progress lines on stderr", default=False, flag_only=True),
 ]
@@ -211,7 +220,7 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
     if config.suite and config.replay:
         raise ConfigError("--suite and --replay cannot be combined: each replaces the default probes")
     scenarios = load_suites(config.suite) if config.suite else []
-    _check_writable(out_dir, config.json, config.junit, config.markdown)
+    _check_writable(out_dir, config.json, config.junit, config.markdown, config.html)
     writers: list[Any] = [
         TerminalReport(_stdout_console(), Console(stderr=True, quiet=config.quiet), redactor),
         JsonReport(out_dir / "report.json", redactor),
@@ -223,6 +232,8 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
         writers.append(JUnitReport(config.junit, redactor))
     if config.markdown:
         writers.append(MarkdownReport(config.markdown, redactor))
+    if config.html:
+        writers.append(HtmlReport(config.html, redactor))
     settings = RunSettings(
         repeat=config.repeat,
         limits=ReadLimits(deadline_s=deadline_s, close_grace_s=config.close_grace_s),
@@ -251,6 +262,7 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
             started_at=datetime.now(UTC),
             suites=tuple(config.suite),
             scenarios=tuple(s.name for s in scenarios),
+            thresholds=(("max_stall_ms", config.max_stall_ms), ("first_sentence_ms", config.first_sentence_ms)),
         )
         runner = Runner(info, probes, settings, scenarios, api_key=config.api_key, headers=model.headers)
         try:

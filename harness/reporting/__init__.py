@@ -1,6 +1,7 @@
 """Report writers: each consumes run events and writes one format."""
 
 from harness.reporting.document import SCHEMA_VERSION, report_schema, run_document, validate_document
+from harness.reporting.html import HtmlReport, render_html
 from harness.reporting.json_report import JsonReport
 from harness.reporting.junit import JUnitReport, junit_tree
 from harness.reporting.markdown import MarkdownReport, markdown_summary
@@ -10,6 +11,7 @@ from harness.reporting.terminal import TerminalReport, render_results
 __all__ = [
     "REDACTED",
     "SCHEMA_VERSION",
+    "HtmlReport",
     "JUnitReport",
     "JsonReport",
     "MarkdownReport",
@@ -18,6 +20,7 @@ __all__ = [
     "is_secret_header",
     "junit_tree",
     "markdown_summary",
+    "render_html",
     "render_results",
     "report_schema",
     "run_document",

@@ -153,6 +153,7 @@ def run_document(run: RunResult, redactor: Redactor) -> dict[str, Any]:
             "strict": info.strict,
             "probes": list(info.probes),
             "suites": list(info.suites),
+            "thresholds": dict(info.thresholds),
         },
         "summary": run.counts(),
         "checks": [

@@ -1,0 +1,94 @@
+"""Service-level objectives for a load run: `ttft_p95_ms=800`, `first_sentence_p99_ms=1500`, `error_rate=0.01`.
+
+A metric SLO is `<metric>_<pNN|mean|max>_ms=<limit>` over the load metrics (ttft, first_sentence, total,
+max_gap); `error_rate=<fraction>` bounds failed turns. Each is met when the measured value is at or below the
+limit; a metric with no samples breaks its SLO (nothing was measured, so nothing was met).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.load.stats import LOAD_METRICS, LoadStats
+
+__all__ = ["DEFAULT_SLOS", "Slo", "SloResult", "evaluate", "parse_slo"]
+
+_METRIC_SLO = re.compile(r"^(?P<metric>[a-z_]+?)_(?P<stat>p50|p90|p95|p99|mean|max)_ms$")
+DEFAULT_SLOS = ("ttft_p95_ms=800", "first_sentence_p95_ms=1500", "error_rate=0.01")
+
+
+@dataclass(frozen=True)
+class Slo:
+    """One objective: a measured value must stay at or below `limit`."""
+
+    name: str
+    limit: float
+    metric: str | None  # None for error_rate
+    stat: str | None
+
+
+@dataclass(frozen=True)
+class SloResult:
+    """An objective and what was measured against it."""
+
+    slo: Slo
+    value: float | None
+
+    @property
+    def met(self) -> bool:
+        """True when measured and at or below the limit."""
+        return self.value is not None and self.value <= self.slo.limit
+
+    def line(self) -> str:
+        """One line for the terminal: what, measured, limit, and by how much it broke."""
+        if self.value is None:
+            return f"{self.slo.name}: no samples (limit {self.slo.limit:g})"
+        unit = "" if self.slo.metric is None else " ms"
+        verdict = "met" if self.met else f"BROKEN by {self.value - self.slo.limit:.4g}{unit}"
+        return f"{self.slo.name}: {self.value:.4g}{unit} (limit {self.slo.limit:g}{unit}): {verdict}"
+
+
+def parse_slo(text: str) -> Slo:
+    """`NAME=VALUE`; `ValueError` naming what is wrong."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep:
+        raise ValueError(f"{text!r} is not NAME=VALUE (e.g. ttft_p95_ms=800)")
+    try:
+        limit = float(raw)
+    except ValueError:
+        raise ValueError(f"{text!r}: {raw!r} is not a number") from None
+    if limit < 0:
+        raise ValueError(f"{text!r}: the limit must not be negative")
+    if name == "error_rate":
+        if limit > 1:
+            raise ValueError(f"{text!r}: error_rate is a fraction between 0 and 1")
+        return Slo(name, limit, None, None)
+    match = _METRIC_SLO.match(name)
+    metrics = [m.removesuffix("_ms") for m in LOAD_METRICS]
+    if match is None or match["metric"] not in metrics:
+        known = ", ".join(f"{m}_p95_ms" for m in metrics)
+        raise ValueError(f"{text!r}: unknown SLO {name!r}; use error_rate or <metric>_<p50|p90|p95|p99|mean|max>_ms "
+                         f"with a metric of {known}")  # fmt: skip
+    return Slo(name, limit, f"{match['metric']}_ms", match["stat"])
+
+
+def evaluate(slos: Sequence[Slo], stats: LoadStats) -> list[SloResult]:
+    """Measure each objective on the run's (merged) stats."""
+    distributions = stats.distributions()
+    results = []
+    for slo in slos:
+        if slo.metric is None:
+            value: float | None = stats.error_rate if stats.turns else None
+        else:
+            summary = distributions.get(slo.metric)
+            if summary is None:
+                value = None
+            elif slo.stat in ("mean", "max"):
+                value = summary.mean if slo.stat == "mean" else summary.max
+            else:
+                value = summary.percentiles[str(slo.stat)]
+        results.append(SloResult(slo, value))
+    return results
