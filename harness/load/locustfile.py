@@ -1,0 +1,31 @@
+"""The shipped locustfile: `locust -f harness/load/locustfile.py --host http://127.0.0.1:8000/v1`.
+
+Environment: `VAPI_HARNESS_API_KEY` (the custom-llm key), `VAPI_HARNESS_LOAD_SCENARIO` (a scenario file whose
+turns each call plays), `VAPI_HARNESS_LOAD_THINK_S` (e.g. `1,3`), `VAPI_HARNESS_LOAD_BARGE_IN_RATE` (0 to 1).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from harness.load.user import CallPlan, VapiCallUser
+from harness.scenarios.loader import load_file
+
+
+def _think() -> tuple[float, float]:
+    low, _, high = os.environ.get("VAPI_HARNESS_LOAD_THINK_S", "1,3").partition(",")
+    return float(low), float(high or low)
+
+
+class VapiCaller(VapiCallUser):
+    """A caller playing the configured call again and again."""
+
+    plan = (
+        CallPlan(load_file(Path(os.environ["VAPI_HARNESS_LOAD_SCENARIO"])))
+        if os.environ.get("VAPI_HARNESS_LOAD_SCENARIO")
+        else CallPlan()
+    )
+    api_key = os.environ.get("VAPI_HARNESS_API_KEY") or None
+    think_time_s = _think()
+    barge_in_rate = float(os.environ.get("VAPI_HARNESS_LOAD_BARGE_IN_RATE", "0"))

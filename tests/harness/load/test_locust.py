@@ -1,0 +1,66 @@
+"""Locust runs as Locust (`locust -f harness/load/locustfile.py --headless`) against the fake LLM on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.servers import ServerThread
+
+pytestmark = [pytest.mark.slow, pytest.mark.load]
+LOCUSTFILE = Path(__file__).parents[3] / "harness" / "load" / "locustfile.py"
+
+
+def _locust(host: str, prefix: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host]
+    command += ["-u", "4", "-r", "4", "-t", "3s", "--only-summary", "--csv", str(prefix)]
+    command += ["--json-file", str(prefix.with_name(prefix.name + "_locust")), *args]
+    environ = {**os.environ, "VAPI_HARNESS_LOAD_THINK_S": "0.02,0.05", **(env or {})}
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=environ)
+
+
+def _locust_turns(prefix: Path) -> tuple[int, int]:
+    """Locust's own final counts for "turn" (its JSON file; its CSV is written before the last requests end)."""
+    stats = json.loads(prefix.with_name(prefix.name + "_locust.json").read_text())
+    row = next(r for r in stats if r["name"] == "turn")
+    return int(row["num_requests"]), int(row["num_failures"])
+
+
+def test_one_locust_request_per_turn_and_exact_voice_metrics(
+    tmp_path: Path, fake_llm: Callable[..., ServerThread]
+) -> None:
+    server = fake_llm(ttft_ms=25, chunk_delay_ms=2)
+    prefix = tmp_path / "run"
+    done = _locust(f"{server.url}/v1", prefix)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary: dict[str, Any] = json.loads(prefix.with_name("run_vapi.json").read_text())
+    requests, failures = _locust_turns(prefix)
+    assert summary["turns"] == requests > 0 and failures == 0 and summary["errors"] == {}
+    ttft = summary["metrics"]["ttft_ms"]
+    assert ttft["n"] == requests
+    assert ttft["min"] >= 25  # the fake waits 25 ms before the first chunk: nothing can be faster
+    assert ttft["p50"] <= ttft["p95"] <= ttft["max"]
+    bodies = [r.body for r in server.app.state.fake.recorded]
+    assert all(b["stream"] is True and b["call"]["type"] == "inboundPhoneCall" for b in bodies)
+    assert any(len(b["messages"]) > 3 for b in bodies)  # later turns carry the call's history
+
+
+def test_failures_are_counted_once_and_named_as_check_names_them(
+    tmp_path: Path, fake_llm: Callable[..., ServerThread]
+) -> None:
+    server = fake_llm(faults={"no-choices"})
+    prefix = tmp_path / "run"
+    done = _locust(f"{server.url}/v1", prefix)
+    assert done.returncode == 1  # Locust exits 1 when requests failed
+    summary = json.loads(prefix.with_name("run_vapi.json").read_text())
+    requests, failures = _locust_turns(prefix)
+    assert failures == requests == summary["turns"] and summary["errors"] == {"chunks_have_choices": requests}
+    rows = prefix.with_name("run_vapi.csv").read_text().splitlines()
+    assert f"error:chunks_have_choices,{requests},,,,,,," in rows
