@@ -29,10 +29,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     plugins = sorted(entry_points(group="vapi_harness.commands"), key=lambda e: e.name)
     if only is None:
-        from harness.cli import check, fake_llm, report
+        from harness.cli import check, fake_llm, load, report
 
         check.add_parser(subparsers)
         fake_llm.add_parser(subparsers)
+        load.add_parser(subparsers)
         report.add_parser(subparsers)
     for entry_point in plugins:
         if only is None or entry_point.name == only:

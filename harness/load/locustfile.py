@@ -1,6 +1,7 @@
 """The shipped locustfile: `locust -f harness/load/locustfile.py --host http://127.0.0.1:8000/v1`.
 
-Environment: `VAPI_HARNESS_API_KEY` (the custom-llm key), `VAPI_HARNESS_LOAD_SCENARIO` (a scenario file whose
+Environment: `VAPI_HARNESS_LOAD_PROFILE` (a profile's stage table drives the run, see `harness/load/shape.py`),
+`VAPI_HARNESS_API_KEY` (the custom-llm key), `VAPI_HARNESS_LOAD_SCENARIO` (a scenario file whose
 turns each call plays), `VAPI_HARNESS_LOAD_THINK_S` (e.g. `1,3`), `VAPI_HARNESS_LOAD_BARGE_IN_RATE` (0 to 1).
 """
 
@@ -11,6 +12,9 @@ from pathlib import Path
 
 from harness.load.user import CallPlan, VapiCallUser
 from harness.scenarios.loader import load_file
+
+if os.environ.get("VAPI_HARNESS_LOAD_PROFILE"):  # `vapi-harness load` drives the run by a profile's stages
+    from harness.load.shape import ProfileShape  # noqa: F401 (Locust finds the shape among the module's names)
 
 
 def _think() -> tuple[float, float]:

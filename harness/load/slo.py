@@ -8,8 +8,9 @@ limit; a metric with no samples breaks its SLO (nothing was measured, so nothing
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from harness.load.stats import LOAD_METRICS, LoadStats
 
@@ -75,20 +76,15 @@ def parse_slo(text: str) -> Slo:
     return Slo(name, limit, f"{match['metric']}_ms", match["stat"])
 
 
-def evaluate(slos: Sequence[Slo], stats: LoadStats) -> list[SloResult]:
-    """Measure each objective on the run's (merged) stats."""
-    distributions = stats.distributions()
+def evaluate(slos: Sequence[Slo], stats: LoadStats | Mapping[str, Any]) -> list[SloResult]:
+    """Measure each objective on a run's (merged) stats, or on the summary they wrote (`LoadStats.summary()`)."""
+    summary = stats.summary() if isinstance(stats, LoadStats) else stats
     results = []
     for slo in slos:
         if slo.metric is None:
-            value: float | None = stats.error_rate if stats.turns else None
+            value: float | None = float(summary["error_rate"]) if summary["turns"] else None
         else:
-            summary = distributions.get(slo.metric)
-            if summary is None:
-                value = None
-            elif slo.stat in ("mean", "max"):
-                value = summary.mean if slo.stat == "mean" else summary.max
-            else:
-                value = summary.percentiles[str(slo.stat)]
+            metric = summary["metrics"].get(slo.metric)
+            value = None if metric is None else float(metric[str(slo.stat)])
         results.append(SloResult(slo, value))
     return results

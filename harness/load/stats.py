@@ -61,6 +61,7 @@ class LoadStats:
     samples: dict[str, array[float]] = field(default_factory=lambda: {m: array("d") for m in LOAD_METRICS})
     turns: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    breakpoint: dict[str, Any] | None = None  # the breakpoint profile's result: the highest level that held
 
     def add(self, exchange: Exchange) -> str | None:
         """Record one turn; returns its error class (None when it succeeded)."""
@@ -111,7 +112,7 @@ class LoadStats:
 
     def summary(self) -> dict[str, Any]:
         """The JSON-able result: turns, errors by class, error rate, and each metric's distribution."""
-        return {
+        summary: dict[str, Any] = {
             "turns": self.turns,
             "errors": dict(self.errors),
             "error_rate": self.error_rate,
@@ -120,3 +121,6 @@ class LoadStats:
                 for name, d in self.distributions().items()
             },
         }
+        if self.breakpoint is not None:
+            summary["breakpoint"] = self.breakpoint
+        return summary

@@ -164,8 +164,12 @@ class VapiCallUser(FastHttpUser):
 def _on_init(environment: Environment, **_: Any) -> None:
     """Workers send their samples with each report; the master merges them into the run's stats."""
 
+    sent = LoadStats()  # what this worker reported, kept only for VAPI_HARNESS_LOAD_WORKER_DUMP
+
     def report(client_id: str, data: dict[str, Any], **_: Any) -> None:
         data["vapi"] = stats_of(environment).drain()
+        if os.environ.get("VAPI_HARNESS_LOAD_WORKER_DUMP"):
+            sent.merge(data["vapi"])
 
     def merge(client_id: str, data: dict[str, Any], **_: Any) -> None:
         if "vapi" in data:
@@ -173,6 +177,12 @@ def _on_init(environment: Environment, **_: Any) -> None:
 
     def quitting(**_: Any) -> None:
         if isinstance(environment.runner, WorkerRunner):
+            # A check of the merge (tests): each worker writes every sample it sent to the master.
+            dump = os.environ.get("VAPI_HARNESS_LOAD_WORKER_DUMP")
+            if dump:
+                path = Path(dump) / f"worker-{environment.runner.client_id}.json"
+                path.write_text(json.dumps({"samples": {k: v.tolist() for k, v in sent.samples.items()},
+                                            "turns": sent.turns, "errors": dict(sent.errors)}))  # fmt: skip
             return
         options = environment.parsed_options
         prefix = os.environ.get("VAPI_HARNESS_LOAD_REPORT_PREFIX") or getattr(options, "csv_prefix", None)

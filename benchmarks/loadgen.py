@@ -1,0 +1,140 @@
+"""Load generator overhead: our `VapiCallUser` against a plain Locust `FastHttpUser` reading the same stream.
+
+Run it from a fresh clone, at the repository root:
+
+    python3 -m venv .venv && .venv/bin/pip install -e '.[dev]' && .venv/bin/python -m benchmarks.loadgen
+
+The fake upstream (`vapi-harness fake-llm`, core 1) sends a role chunk 50 ms after the request, then one chunk
+per word every 20 ms: 50 chunks, the first content 70 ms after the request. Each user type runs alone in its
+own Locust process (core 0) at 10 and at 200 users for `--seconds` (default 20), one turn after another with
+no think time. Reported per run: completed streams per second, streams per second per core (streams over the
+Locust process's CPU seconds), CPU per stream, and for our user the time-to-first-content error (measured
+minus the injected 70 ms) at p50/p99. Exit status: 0 when every target is met, 1 when one is missed, 2 when
+the benchmark cannot run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.proxy_overhead import _cpu_ms, _free_port, _start, _stop, _wait_for_port
+
+__all__ = ["main"]
+
+TTFT_MS, CHUNK_DELAY_MS, WORDS = 50.0, 20.0, 49
+EXPECTED_FIRST_CONTENT_MS = TTFT_MS + CHUNK_DELAY_MS
+REPLY = " ".join(f"w{i}" for i in range(WORDS))
+USERS = (10, 200)
+HERE = Path(__file__).resolve().parent
+# targets: ours >= 1.0x the plain user's streams per core; <= 0.6 ms CPU per stream, within 20% from 10 to 200
+# users; TTFT error p50 <= 1 ms and p99 <= 5 ms at 200 users, p99 <= 2 ms at 10 users
+MIN_THROUGHPUT_RATIO, MAX_CPU_MS, MAX_CPU_SPREAD = 1.0, 0.6, 0.2
+TTFT_ERROR_TARGETS = {10: (None, 2.0), 200: (1.0, 5.0)}
+
+
+def _locust(
+    locustfile: Path, host: str, users: int, seconds: float, workdir: Path, name: str, env: dict[str, str], pin: bool
+) -> dict[str, Any]:
+    prefix = workdir / name
+    command = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", host, "-u", str(users),
+               "-r", str(users), "-t", f"{seconds:g}s", "--only-summary", "--csv", str(prefix),
+               "--json-file", str(prefix) + "_locust", "--loglevel", "WARNING"]  # fmt: skip
+    if pin:
+        command = ["taskset", "-c", "0", *command]
+    with (workdir / f"{name}.log").open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=log, env={**env, "VAPI_HARNESS_LOAD_REPORT_PREFIX": str(prefix)}
+        )
+        cpu = 0.0
+        while process.poll() is None:  # sample CPU while it runs: /proc vanishes with the process
+            cpu = max(cpu, _cpu_ms(process.pid))
+            time.sleep(0.2)
+    stats = json.loads(Path(str(prefix) + "_locust.json").read_text())
+    row = next(r for r in stats if r["name"] == "turn")
+    result: dict[str, Any] = {"streams": row["num_requests"], "failures": row["num_failures"], "cpu_ms": cpu,
+                              "wall_s": seconds}  # fmt: skip
+    vapi = Path(str(prefix) + "_vapi.json")
+    if vapi.exists():
+        result["ttft"] = json.loads(vapi.read_text())["metrics"].get("ttft_ms")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both user types at each level, print the table; 0 when every target is met."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="run time of each Locust run (default 20)")
+    args = parser.parse_args(argv)
+    pin = shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
+    body = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "hi"}], "stream": True})
+    with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
+        workdir = Path(tmp)
+        port = _free_port()
+        fake_argv = [sys.executable, "-m", "harness", "fake-llm", "--port", str(port), "--ttft-ms", str(TTFT_MS),
+                     "--chunk-delay-ms", str(CHUNK_DELAY_MS), "--reply", REPLY]  # fmt: skip
+        if pin:
+            fake_argv = ["taskset", "-c", "1", *fake_argv]
+        with (workdir / "fake.log").open("wb") as fake_log:
+            fake = _start(fake_argv, fake_log)
+            try:
+                _wait_for_port(fake, port, 30, "fake-llm", workdir / "fake.log")
+                host = f"http://127.0.0.1:{port}/v1"
+                env = {**os.environ, "LOADGEN_BODY": body, "PYTHONPATH": str(HERE.parent)}
+                results = {}
+                for users in USERS:
+                    for name, locustfile in (("plain", HERE / "loadgen_users" / "plain.py"),
+                                             ("vapi", HERE / "loadgen_users" / "vapi.py")):  # fmt: skip
+                        sys.stderr.write(f"{name} @ {users} users for {args.seconds:g} s\n")
+                        results[(name, users)] = _locust(locustfile, host, users, args.seconds, workdir,
+                                                         f"{name}-{users}", env, pin)  # fmt: skip
+            finally:
+                _stop(fake)
+    lines = [f"{'user':<6} {'users':>5} {'streams':>7} {'fail':>4} {'streams/s':>9} {'streams/core-s':>14} "
+             f"{'CPU/stream':>10} {'TTFT err p50':>12} {'TTFT err p99':>12}"]  # fmt: skip
+    checks: list[tuple[str, bool]] = []
+    for users in USERS:
+        for name in ("plain", "vapi"):
+            r = results[(name, users)]
+            per_core = r["streams"] / (r["cpu_ms"] / 1000) if r["cpu_ms"] else 0.0
+            cpu_per = r["cpu_ms"] / r["streams"] if r["streams"] else float("inf")
+            r["per_core"], r["cpu_per"] = per_core, cpu_per
+            ttft = r.get("ttft")
+            e50 = f"{ttft['p50'] - EXPECTED_FIRST_CONTENT_MS:.2f}" if ttft else "-"
+            e99 = f"{ttft['p99'] - EXPECTED_FIRST_CONTENT_MS:.2f}" if ttft else "-"
+            rate = r["streams"] / r["wall_s"]
+            lines.append(f"{name:<6} {users:>5} {r['streams']:>7} {r['failures']:>4} {rate:>9.1f} "
+                         f"{per_core:>14.1f} {cpu_per:>8.2f}ms {e50:>12} {e99:>12}")  # fmt: skip
+        ours, plain = results[("vapi", users)], results[("plain", users)]
+        ratio = ours["per_core"] / plain["per_core"] if plain["per_core"] else 0.0
+        checks.append((f"streams per core, ours/plain @{users}: {ratio:.2f}x (>= {MIN_THROUGHPUT_RATIO}x)",
+                       ratio >= MIN_THROUGHPUT_RATIO))  # fmt: skip
+        checks.append(
+            (f"CPU per stream @{users}: {ours['cpu_per']:.2f} ms (<= {MAX_CPU_MS} ms)", ours["cpu_per"] <= MAX_CPU_MS)
+        )
+        p50_target, p99_target = TTFT_ERROR_TARGETS[users]
+        ttft = ours.get("ttft") or {}
+        if ttft:
+            e50, e99 = ttft["p50"] - EXPECTED_FIRST_CONTENT_MS, ttft["p99"] - EXPECTED_FIRST_CONTENT_MS
+            if p50_target is not None:
+                checks.append((f"TTFT error p50 @{users}: {e50:.2f} ms (<= {p50_target} ms)", abs(e50) <= p50_target))
+            checks.append((f"TTFT error p99 @{users}: {e99:.2f} ms (<= {p99_target} ms)", abs(e99) <= p99_target))
+    low, high = results[("vapi", USERS[0])]["cpu_per"], results[("vapi", USERS[-1])]["cpu_per"]
+    spread = abs(high - low) / low if low else float("inf")
+    checks.append((f"CPU per stream steady from {USERS[0]} to {USERS[-1]} users: {spread:.0%} apart (<= 20%)",
+                   spread <= MAX_CPU_SPREAD))  # fmt: skip
+    lines.append("")
+    lines += [("PASS  " if ok else "MISS  ") + text for text, ok in checks]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
