@@ -200,7 +200,13 @@ def run(args: argparse.Namespace) -> int:
     for result in results:
         sys.stdout.write(("  ok   " if result.met else "  FAIL ") + result.line() + "\n")
     if "breakpoint" in summary:
-        held = summary["breakpoint"]["held_users"]
-        sys.stdout.write(f"breakpoint: the highest level that held was {held} concurrent calls\n")
+        point = summary["breakpoint"]
+        if point["held_users"] is None:
+            sys.stdout.write(f"breakpoint: no level held; {point['broke_at_users']} concurrent calls already broke: "
+                             f"{'; '.join(point['broken'])}\n")  # fmt: skip
+        else:
+            broke = f", {point['broke_at_users']} broke it" if point["broke_at_users"] else " (the peak)"
+            sys.stdout.write(f"breakpoint: the highest level that held was {point['held_users']} concurrent calls"
+                             f"{broke}\n")  # fmt: skip
     sys.stdout.write(f"Reports: {out_dir}\n")
     return 0 if all(r.met for r in results) else 1

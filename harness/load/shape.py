@@ -54,14 +54,17 @@ class ProfileShape(LoadTestShape):
         while self.stage_index < len(self.table) and now >= self.table[self.stage_index].until_s:
             if self.profile == "breakpoint" and self.runner is not None:
                 stats = stats_of(self.runner.environment)
-                broken = [r for r in evaluate(self.slos, self._stage_stats(stats)) if not r.met]
+                window = self._stage_stats(stats)
                 stage = self.table[self.stage_index]
+                # A stage too short to finish a turn is not judged: nothing was measured at that level.
+                broken = [r for r in evaluate(self.slos, window) if not r.met] if window["turns"] else []
                 if broken:
                     stats.breakpoint = {
                         "held_users": self.held, "broke_at_users": stage.users, "broken": [r.line() for r in broken],
                     }  # fmt: skip
                     return None
-                self.held = stage.users
+                if window["turns"]:
+                    self.held = stage.users
                 self._mark(stats)
             self.stage_index += 1
         if self.stage_index >= len(self.table):

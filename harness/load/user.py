@@ -27,7 +27,7 @@ from harness.load.stats import LoadStats
 from harness.scenarios.model import Scenario
 from mock_vapi import CallContext, CustomLLMModel, build_request
 
-__all__ = ["CallPlan", "VapiCallUser", "stats_of", "write_reports"]
+__all__ = ["CallPlan", "VapiCallUser", "stats_of", "web_rows", "write_reports"]
 
 _MAX_BODY = 4 * 1024 * 1024
 _SYSTEM = "You are Ava, the receptionist for Acme Dental. Keep answers short: they are spoken on a phone call."
@@ -192,6 +192,47 @@ def _on_init(environment: Environment, **_: Any) -> None:
     environment.events.report_to_master.add_listener(report)
     environment.events.worker_report.add_listener(merge)
     environment.events.quitting.add_listener(quitting)
+    if environment.web_ui is not None:
+        _extend_web_ui(environment)
+
+
+_WEB_KEY = "vapi-latency"
+_WEB_COLUMNS = ("n", "p50", "p90", "p95", "p99", "max")
+
+
+def web_rows(stats: LoadStats) -> list[dict[str, Any]]:
+    """The rows of the "Voice latency" tab: one per metric (exact, in ms), then turns and errors by class."""
+    summary = stats.summary()
+    rows: list[dict[str, Any]] = [
+        {"name": name, **{c: round(values[c], 1) if c != "n" else values[c] for c in _WEB_COLUMNS}}
+        for name, values in summary["metrics"].items()
+    ]
+    rows.append({"name": "turns", "n": summary["turns"]})
+    rows += [{"name": f"error: {error}", "n": count} for error, count in sorted(summary["errors"].items())]
+    return rows
+
+
+def _extend_web_ui(environment: Environment) -> None:
+    """A "Voice latency" tab in Locust's web UI with the exact percentiles (Locust's own are rounded)."""
+    from flask import request
+
+    web_ui = environment.web_ui
+    assert web_ui is not None and web_ui.app is not None
+    structure = [{"key": "name", "title": "Metric"}] + [
+        {"key": c, "title": c if c == "n" else f"{c} (ms)"} for c in _WEB_COLUMNS
+    ]
+    web_ui.template_args["extended_tabs"] = [{"title": "Voice latency", "key": _WEB_KEY}]
+    web_ui.template_args["extended_tables"] = [{"key": _WEB_KEY, "structure": structure}]
+
+    def add_voice_latency(response: Any) -> Any:
+        if request.path != "/stats/requests" or not response.is_json:
+            return response
+        payload = response.get_json()
+        payload["extended_stats"] = [{"key": _WEB_KEY, "data": web_rows(stats_of(environment))}]
+        response.set_data(json.dumps(payload))
+        return response
+
+    web_ui.app.after_request(add_voice_latency)
 
 
 def write_reports(stats: LoadStats, prefix: Path) -> tuple[Path, Path]:

@@ -43,6 +43,17 @@ def test_an_unreachable_slo_exits_1_naming_it(tmp_path: Path) -> None:
     assert "FAIL ttft_p95_ms:" in done.stdout and "(limit 1 ms): BROKEN by" in done.stdout
 
 
+def test_breakpoint_reports_the_highest_level_that_held(tmp_path: Path) -> None:
+    args = ("load", "--profile", "breakpoint", "--run-time", "6s", "--users", "2", "--think-s", "0.02,0.05")
+    held = run_command(*args, "--slo", "ttft_p95_ms=5000", "--report-dir", str(tmp_path / "held"))
+    assert held.returncode == 0, held.stdout + held.stderr[-2000:]
+    assert "the highest level that held was 2 concurrent calls (the peak)" in held.stdout
+    broke = run_command(*args, "--slo", "ttft_p95_ms=1", "--report-dir", str(tmp_path / "broke"))
+    assert broke.returncode == 1
+    assert "breakpoint: no level held; 1 concurrent calls already broke: ttft_p95_ms" in broke.stdout
+    assert _summary(tmp_path / "broke")["breakpoint"]["broke_at_users"] == 1
+
+
 def test_bad_options_exit_2_with_the_reason(tmp_path: Path) -> None:
     for args, message in (
         (("--slo", "latency"), "not NAME=VALUE"),

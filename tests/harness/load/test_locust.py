@@ -64,3 +64,40 @@ def test_failures_are_counted_once_and_named_as_check_names_them(
     assert failures == requests == summary["turns"] and summary["errors"] == {"chunks_have_choices": requests}
     rows = prefix.with_name("run_vapi.csv").read_text().splitlines()
     assert f"error:chunks_have_choices,{requests},,,,,,," in rows
+
+
+def test_the_web_ui_has_a_voice_latency_tab_with_exact_percentiles(
+    tmp_path: Path, fake_llm: Callable[..., ServerThread]
+) -> None:
+    import time
+
+    import httpx
+
+    from harness.servers import free_port
+
+    server = fake_llm()
+    port = free_port()
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", f"{server.url}/v1", "-u", "3",
+               "-r", "3", "-t", "6s", "--autostart", "--autoquit", "0", "--web-host", "127.0.0.1",
+               "--web-port", str(port)]  # fmt: skip
+    environ = {**os.environ, "VAPI_HARNESS_LOAD_THINK_S": "0.02,0.05"}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environ)
+    try:
+        rows: list[dict[str, Any]] = []
+        for _ in range(100):  # bounded: until some turns were measured
+            time.sleep(0.1)
+            try:
+                stats = httpx.get(f"http://127.0.0.1:{port}/stats/requests", timeout=2).json()
+            except httpx.HTTPError:
+                continue
+            rows = next((s["data"] for s in stats.get("extended_stats", []) if s["key"] == "vapi-latency"), [])
+            if any(r["name"] == "ttft_ms" for r in rows):
+                break
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    ttft = next(r for r in rows if r["name"] == "ttft_ms")
+    assert ttft["n"] >= 1 and ttft["p50"] <= ttft["p99"] <= ttft["max"]
+    assert any(r["name"] == "turns" and r["n"] >= ttft["n"] for r in rows)
+    assert "Voice latency" in page and "vapi-latency" in page
