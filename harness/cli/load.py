@@ -79,6 +79,7 @@ OPTIONS = [
         metavar="NAME=VALUE",
     ),
     Option("--report-dir", "Reports go to DIR/<run-id>/", default=Path("reports"), type=Path, metavar="DIR"),
+    Option("--html", "Also write a self-contained HTML report here", type=Path, metavar="PATH"),
     Option(
         "--web", "Open Locust's web UI on 127.0.0.1:8089 instead of running headless", default=False, flag_only=True
     ),
@@ -139,7 +140,22 @@ def _environment(values: dict[str, Any], slos: list[Slo], prefix: Path, slo_line
         env["VAPI_HARNESS_LOAD_SCENARIO"] = str(values["scenario"].resolve())
     if values["api_key"]:
         env["VAPI_HARNESS_API_KEY"] = values["api_key"]
+    if values["html"]:
+        env["VAPI_HARNESS_LOAD_SAMPLES"] = "1"
     return env
+
+
+def _write_html(path: Path, summary: dict[str, Any], prefix: Path) -> None:
+    from harness import __version__
+    from harness.reporting import render_load_html
+
+    samples_path = prefix.with_name("load_vapi_samples.json")
+    samples = json.loads(samples_path.read_text()) if samples_path.exists() else {}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_load_html(summary, samples, __version__), encoding="utf-8")
+    except OSError as exc:
+        sys.stderr.write(f"vapi-harness load: cannot write {path}: {exc.strerror or exc}\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -195,7 +211,10 @@ def run(args: argparse.Namespace) -> int:
     summary = json.loads(summary_path.read_text())
     results = evaluate(slos, summary)
     summary["slos"] = [{"name": r.slo.name, "limit": r.slo.limit, "value": r.value, "met": r.met} for r in results]
+    summary["target"], summary["profile"] = url, values["profile"]
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    if values["html"]:
+        _write_html(values["html"], summary, prefix)
     sys.stdout.write(f"{summary['turns']} turns, error rate {summary['error_rate']:.2%}\n")
     for result in results:
         sys.stdout.write(("  ok   " if result.met else "  FAIL ") + result.line() + "\n")

@@ -187,7 +187,11 @@ def _on_init(environment: Environment, **_: Any) -> None:
         options = environment.parsed_options
         prefix = os.environ.get("VAPI_HARNESS_LOAD_REPORT_PREFIX") or getattr(options, "csv_prefix", None)
         if prefix:
-            write_reports(stats_of(environment), Path(prefix))
+            stats = stats_of(environment)
+            write_reports(stats, Path(prefix))
+            if os.environ.get("VAPI_HARNESS_LOAD_SAMPLES"):  # raw samples, for the HTML report's distributions
+                path = Path(prefix).with_name(Path(prefix).name + "_vapi_samples.json")
+                path.write_text(json.dumps({k: v.tolist() for k, v in stats.samples.items()}))
 
     environment.events.report_to_master.add_listener(report)
     environment.events.worker_report.add_listener(merge)

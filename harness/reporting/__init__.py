@@ -1,7 +1,7 @@
 """Report writers: each consumes run events and writes one format."""
 
 from harness.reporting.document import SCHEMA_VERSION, report_schema, run_document, validate_document
-from harness.reporting.html import HtmlReport, render_html
+from harness.reporting.html import HtmlReport, render_html, render_load_html
 from harness.reporting.json_report import JsonReport
 from harness.reporting.junit import JUnitReport, junit_tree
 from harness.reporting.markdown import MarkdownReport, markdown_summary
@@ -21,6 +21,7 @@ __all__ = [
     "junit_tree",
     "markdown_summary",
     "render_html",
+    "render_load_html",
     "render_results",
     "report_schema",
     "run_document",

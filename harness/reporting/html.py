@@ -18,7 +18,7 @@ from harness.reporting.document import run_document
 from harness.reporting.redact import Redactor
 from harness.results import RunEvent, RunFinished
 
-__all__ = ["BURST_SPAN_MS", "MAX_TIMELINES", "HtmlReport", "render_html", "stalls_and_bursts"]
+__all__ = ["BURST_SPAN_MS", "MAX_TIMELINES", "HtmlReport", "render_html", "render_load_html", "stalls_and_bursts"]
 
 MAX_TIMELINES = 150  # requests drawn; a load run's others are summarised, keeping the file small
 BURST_SPAN_MS = 5.0  # content events this close together arrived as one burst (a buffering server)
@@ -341,6 +341,53 @@ def render_html(document: dict[str, Any]) -> str:
             f"<body>{body}<p class='muted'>vapi-harness {_e(document['tool']['version'])} · report schema "
             f"{document['schema_version']}</p></body></html>")  # fmt: skip
     return page
+
+
+def _page(title: str, body: str, version: str) -> str:
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{_CSS}</style></head>"
+            f"<body>{body}<p class='muted'>vapi-harness {_e(version)}</p></body></html>")  # fmt: skip
+
+
+def render_load_html(summary: dict[str, Any], samples: dict[str, list[float]], version: str) -> str:
+    """A load run's page: the SLO verdicts, turns and errors by class, exact percentiles, and the CDFs of time
+    to first content and to first sentence over every turn (`summary` as `vapi-harness load` writes it)."""
+    plots = _Plots()
+    slos = summary.get("slos") or []
+    passed = all(s["met"] for s in slos)
+    verdict = "passed" if passed else "failed"
+    cards = [("turns", summary["turns"]), ("error rate", f"{summary['error_rate']:.2%}"),
+             ("SLOs met", f"{sum(s['met'] for s in slos)}/{len(slos)}")]  # fmt: skip
+    parts = [
+        f"<h1>vapi-harness load <span class='verdict {verdict}'>{verdict.upper()}</span></h1>",
+        f"<div class='muted'>{_e(summary.get('target', ''))} · profile {_e(summary.get('profile', ''))}</div>",
+        "<div class='cards'>" + "".join(f"<div class='card'><b>{_e(v)}</b>{_e(k)}</div>" for k, v in cards) + "</div>",
+        "<h2>SLOs</h2><table><tr><th>SLO</th><th>limit</th><th>measured</th><th>result</th></tr>",
+    ]
+    for slo in slos:
+        value = "no samples" if slo["value"] is None else f"{slo['value']:.4g}"
+        mark = "<span class='ok'>met</span>" if slo["met"] else "<span class='fail'>BROKEN</span>"
+        parts.append(f"<tr><td><code>{_e(slo['name'])}</code></td><td class='num'>{slo['limit']:g}</td>"
+                     f"<td class='num'>{_e(value)}</td><td>{mark}</td></tr>")  # fmt: skip
+    parts.append("</table>")
+    if summary.get("breakpoint"):
+        point = summary["breakpoint"]
+        parts.append(f"<p>Breakpoint: the highest level that held was {_e(point['held_users'])} concurrent calls.</p>")
+    head = "<tr><th>metric</th><th>n</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>max</th></tr>"
+    rows = "".join(
+        f"<tr><td>{_e(name)}</td><td class='num'>{m['n']}</td>"
+        + "".join(f"<td class='num'>{m[k]:.1f}</td>" for k in ("p50", "p90", "p95", "p99", "max"))
+        + "</tr>"
+        for name, m in summary["metrics"].items()
+    )
+    parts.append(f"<h2>Voice latency (ms, exact)</h2><table>{head}{rows}</table>")
+    chosen = {k: samples.get(k, []) for k in ("ttft_ms", "first_sentence_ms")}
+    parts.append(f"<div class='figure' id='distributions'>{plots.distributions(chosen)}</div>")
+    if summary["errors"]:
+        errors = "".join(f"<tr><td><code>{_e(k)}</code></td><td class='num'>{v}</td></tr>"
+                         for k, v in sorted(summary["errors"].items()))  # fmt: skip
+        parts.append(f"<h2>Failed turns</h2><table><tr><th>class</th><th>turns</th></tr>{errors}</table>")
+    return _page(f"vapi-harness load {verdict}", "\n".join(parts), version)
 
 
 class HtmlReport:

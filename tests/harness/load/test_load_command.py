@@ -28,10 +28,17 @@ def _summary(report_dir: Path) -> dict[str, Any]:
 
 
 def test_smoke_profile_passes_the_default_slos_and_writes_reports(tmp_path: Path) -> None:
-    done = run_command("load", "--profile", "smoke", "--run-time", "3s", "--report-dir", str(tmp_path), *QUICK)
+    page = tmp_path / "load.html"
+    reports = tmp_path / "reports"
+    done = run_command(
+        "load", "--profile", "smoke", "--run-time", "3s", "--report-dir", str(reports), "--html", str(page), *QUICK
+    )
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     assert "ok   ttft_p95_ms" in done.stdout and "ok   error_rate" in done.stdout
-    summary = _summary(tmp_path)
+    summary = _summary(reports)
+    html = page.read_text()
+    assert "PASSED" in html and "Voice latency (ms, exact)" in html and "ttft_p95_ms" in html
+    assert "<svg" in html and "<script" not in html
     assert summary["turns"] and summary["errors"] == {}
     assert [s["met"] for s in summary["slos"]] == [True, True, True]
 
