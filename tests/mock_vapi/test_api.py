@@ -98,6 +98,23 @@ def test_the_provisioning_flow_with_the_official_sdk(mock: ServerThread, upstrea
     assert missing.value.status_code == 404
 
 
+def test_chats_in_one_session_share_the_conversation(mock: ServerThread, upstream: ServerThread, vapi: Vapi) -> None:
+    with http(mock) as client:
+        client.post("/credential", json={"provider": "custom-llm", "apiKey": LLM_KEY})
+    assistant = vapi.assistants.create(model=custom_llm(upstream))
+    first = vapi.chats.create(assistant_id=assistant.id, session_id="session-1", input="My name is Ada.")
+    second = vapi.chats.create(session_id="session-1", input="What is my name?")
+    body = upstream.app.state.fake.recorded[-1].body
+    assert [m["content"] for m in body["messages"][1:]] == [
+        "My name is Ada.",
+        DEFAULT_REPLY.strip(),
+        "What is my name?",
+    ]
+    assert second.assistant_id == assistant.id and first.session_id == second.session_id == "session-1"
+    listed = vapi.chats.list(session_id="session-1")
+    assert {c.id for c in listed.results or []} == {first.id, second.id}
+
+
 def test_streamed_chat_sends_vapis_events(mock: ServerThread, upstream: ServerThread) -> None:
     with http(mock) as client:
         client.post("/credential", json={"provider": "custom-llm", "apiKey": LLM_KEY})
