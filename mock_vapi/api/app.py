@@ -139,7 +139,7 @@ class MockVapi:
             for k in ("assistantId", "sessionId", "previousChatId", "id")
             if k in request.query_params
         }
-        return JSONResponse(self.chats.list(_limit(request), where))
+        return JSONResponse(self.chats.page(_limit(request), where))
 
     async def chat(self, request: Request) -> Response:
         chat_id = request.path_params["id"]

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -20,8 +20,8 @@ from harness.scenarios.judge import turn_timing
 from harness.scenarios.loader import ScenarioError, load_document
 from harness.scenarios.model import Scenario
 from mock_vapi.api.llm import ResolvedModel, record_exchange, resolve_model
-from mock_vapi.api.resources import Assistants
-from mock_vapi.api.store import Store, now_iso
+from mock_vapi.api.resources import ModelResource
+from mock_vapi.api.store import now_iso
 from mock_vapi.api.validate import ApiError
 from mock_vapi.simulator import CallRecord, CallSimulator
 
@@ -44,17 +44,13 @@ _FIELDS = {"assistantId", "assistant", "assistantOverrides", "customer", "phoneN
 _REPORT_TIMEOUT_S = 10.0
 
 
-class Calls:
+class Calls(ModelResource):
     """Creates simulated calls, plays them in the background, and keeps their outcome."""
 
-    def __init__(
-        self, store: Store, assistants: Assistants, session: Callable[[], aiohttp.ClientSession],
-        provider_urls: Mapping[str, str],
-    ) -> None:  # fmt: skip
-        self.store = store
-        self.assistants = assistants
-        self.session = session
-        self.provider_urls = provider_urls
+    kind = "call"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.tasks: set[asyncio.Task[None]] = set()
 
     def _scenario(
@@ -71,8 +67,8 @@ class Calls:
                 {**t, "server": t.get("server") or dict(server)} if t.get("type") == "function" else t
                 for t in model["tools"]
             ]
-        kind = body.get("type", "webCall" if "customer" not in body else "inboundPhoneCall")
-        call: dict[str, Any] = {"id": call_id, "type": kind}
+        call_type = body.get("type", "webCall" if "customer" not in body else "inboundPhoneCall")
+        call: dict[str, Any] = {"id": call_id, "type": call_type}
         call.update({k: body[k] for k in ("customer", "phoneNumber") if isinstance(body.get(k), Mapping)})
         document = {
             "name": str(body.get("name") or "call"),
@@ -184,24 +180,6 @@ class Calls:
             async with asyncio.timeout(_REPORT_TIMEOUT_S):
                 async with self.session().post(server["url"], json={"message": message}, headers=headers) as response:
                     await response.read()
-
-    def get(self, call_id: str) -> dict[str, Any]:
-        """`GET /call/{id}`."""
-        document = self.store.get("call", call_id)
-        if document is None:
-            raise ApiError(404, f"Couldn't find call with id {call_id}")
-        return document
-
-    def list(self, limit: int, where: dict[str, Any]) -> list[dict[str, Any]]:
-        """`GET /call`."""
-        return self.store.query("call", limit=limit, where=where)
-
-    def delete(self, call_id: str) -> dict[str, Any]:
-        """`DELETE /call/{id}`."""
-        document = self.store.delete("call", call_id)
-        if document is None:
-            raise ApiError(404, f"Couldn't find call with id {call_id}")
-        return document
 
     async def stop(self) -> None:
         """Cancel calls still playing (the mock is shutting down)."""

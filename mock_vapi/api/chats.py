@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
-
-import aiohttp
 
 from harness.exchange import Exchange, Outcome, ParsedEvent
 from harness.protocol import encode_event
 from mock_vapi.api.llm import ResolvedModel, record_exchange, resolve_model, run_turn
-from mock_vapi.api.resources import Assistants
-from mock_vapi.api.store import Store
+from mock_vapi.api.resources import ModelResource
 from mock_vapi.api.validate import ApiError
 from mock_vapi.context import CallContext
 
@@ -69,17 +66,10 @@ class _Turn:
         return CallContext.web_call(metadata=self.assistant.get("metadata") or {}, call_id=self.chat_id)
 
 
-class Chats:
+class Chats(ModelResource):
     """Creates chats by calling the assistant's model; lists and reads them back."""
 
-    def __init__(
-        self, store: Store, assistants: Assistants, session: Callable[[], aiohttp.ClientSession],
-        provider_urls: Mapping[str, str],
-    ) -> None:  # fmt: skip
-        self.store = store
-        self.assistants = assistants
-        self.session = session
-        self.provider_urls = provider_urls
+    kind = "chat"
 
     def _turn(self, body: Any) -> _Turn:
         if not isinstance(body, Mapping):
@@ -198,25 +188,11 @@ class Chats:
         """`POST /chat/responses` without streaming: an OpenAI Responses object."""
         return response_object(await self.create(body))
 
-    def get(self, chat_id: str) -> dict[str, Any]:
-        """`GET /chat/{id}`."""
-        document = self.store.get("chat", chat_id)
-        if document is None:
-            raise ApiError(404, f"Couldn't find chat with id {chat_id}")
-        return document
-
-    def list(self, limit: int, where: dict[str, Any]) -> dict[str, Any]:
+    def page(self, limit: int, where: dict[str, Any]) -> dict[str, Any]:
         """`GET /chat`: Vapi's paginated shape."""
-        results = self.store.query("chat", limit=limit, where=where)
-        total = len(self.store.query("chat", limit=1_000_000, where=where))
-        return {"results": results, "metadata": {"itemsPerPage": limit, "totalItems": total, "currentPage": 1}}
-
-    def delete(self, chat_id: str) -> dict[str, Any]:
-        """`DELETE /chat/{id}`."""
-        document = self.store.delete("chat", chat_id)
-        if document is None:
-            raise ApiError(404, f"Couldn't find chat with id {chat_id}")
-        return document
+        matching = self.store.query("chat", limit=1_000_000, where=where)
+        return {"results": matching[:limit], "metadata": {"itemsPerPage": limit, "totalItems": len(matching),
+                                                          "currentPage": 1}}  # fmt: skip
 
 
 def response_object(chat: Mapping[str, Any]) -> dict[str, Any]:

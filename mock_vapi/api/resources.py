@@ -3,28 +3,52 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import aiohttp
 
 from mock_vapi.api.store import Store
 from mock_vapi.api.validate import ApiError, check_assistant, check_credential, check_credential_update
 
-__all__ = ["Assistants", "Credentials"]
+__all__ = ["Assistants", "Collection", "Credentials", "ModelResource"]
 
 
 def _public_plan(plan: Any) -> Any:
     return {k: v for k, v in plan.items() if k != "clientSecret"} if isinstance(plan, Mapping) else plan
 
 
-def _not_found(kind: str, resource_id: str) -> ApiError:
-    return ApiError(404, f"Couldn't find {kind} with id {resource_id}")
+class Collection:
+    """One kind of stored resource: reading, listing and deleting it, with Vapi's 404."""
 
-
-class Credentials:
-    """`/credential`: the key (and an OAuth2 client secret) is kept apart and never returned."""
+    kind: ClassVar[str]
 
     def __init__(self, store: Store) -> None:
         self.store = store
+
+    def get(self, resource_id: str) -> dict[str, Any]:
+        """`GET /<kind>/{id}`."""
+        document = self.store.get(self.kind, resource_id)
+        if document is None:
+            raise ApiError(404, f"Couldn't find {self.kind} with id {resource_id}")
+        return document
+
+    def list(self, limit: int, where: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """`GET /<kind>`, newest first."""
+        return self.store.query(self.kind, limit=limit, where=where)
+
+    def delete(self, resource_id: str) -> dict[str, Any]:
+        """`DELETE /<kind>/{id}`: the deleted resource."""
+        document = self.store.delete(self.kind, resource_id)
+        if document is None:
+            raise ApiError(404, f"Couldn't find {self.kind} with id {resource_id}")
+        return document
+
+
+class Credentials(Collection):
+    """`/credential`: the key (and an OAuth2 client secret) is kept apart and never returned."""
+
+    kind = "credential"
 
     def create(self, body: Any) -> dict[str, Any]:
         """`POST /credential`."""
@@ -37,17 +61,6 @@ class Credentials:
         document = self.store.create("credential", public)
         self.store.set_secret(document["id"], body["apiKey"], {"authenticationPlan": body.get("authenticationPlan")})
         return document
-
-    def get(self, credential_id: str) -> dict[str, Any]:
-        """`GET /credential/{id}`."""
-        document = self.store.get("credential", credential_id)
-        if document is None:
-            raise _not_found("credential", credential_id)
-        return document
-
-    def list(self, limit: int) -> list[dict[str, Any]]:
-        """`GET /credential`."""
-        return self.store.query("credential", limit=limit)
 
     def update(self, credential_id: str, body: Any) -> dict[str, Any]:
         """`PATCH /credential/{id}`."""
@@ -62,19 +75,11 @@ class Credentials:
             changes["authenticationPlan"] = _public_plan(changes["authenticationPlan"])
         return self.store.replace("credential", {**document, **changes})
 
-    def delete(self, credential_id: str) -> dict[str, Any]:
-        """`DELETE /credential/{id}`: the deleted credential."""
-        document = self.store.delete("credential", credential_id)
-        if document is None:
-            raise _not_found("credential", credential_id)
-        return document
 
-
-class Assistants:
+class Assistants(Collection):
     """`/assistant`: validated like Vapi validates a custom-llm model; unknown fields are kept."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    kind = "assistant"
 
     def _exists(self, credential_id: str) -> bool:
         return self.store.get("credential", credential_id) is not None
@@ -103,17 +108,6 @@ class Assistants:
         """`POST /assistant` (201)."""
         return self.store.create("assistant", self.prepare(body))
 
-    def get(self, assistant_id: str) -> dict[str, Any]:
-        """`GET /assistant/{id}`."""
-        document = self.store.get("assistant", assistant_id)
-        if document is None:
-            raise _not_found("assistant", assistant_id)
-        return document
-
-    def list(self, limit: int) -> list[dict[str, Any]]:
-        """`GET /assistant`."""
-        return self.store.query("assistant", limit=limit)
-
     def update(self, assistant_id: str, body: Any) -> dict[str, Any]:
         """`PATCH /assistant/{id}`: the given top-level fields replace the stored ones."""
         document = self.get(assistant_id)
@@ -123,9 +117,15 @@ class Assistants:
         merged = {**document, **{k: v for k, v in body.items() if k not in reserved}}
         return self.store.replace("assistant", self.prepare(merged))
 
-    def delete(self, assistant_id: str) -> dict[str, Any]:
-        """`DELETE /assistant/{id}`: the deleted assistant."""
-        document = self.store.delete("assistant", assistant_id)
-        if document is None:
-            raise _not_found("assistant", assistant_id)
-        return document
+
+class ModelResource(Collection):
+    """A resource made by calling an assistant's model (chats, calls)."""
+
+    def __init__(
+        self, store: Store, assistants: Assistants, session: Callable[[], aiohttp.ClientSession],
+        provider_urls: Mapping[str, str],
+    ) -> None:  # fmt: skip
+        super().__init__(store)
+        self.assistants = assistants
+        self.session = session
+        self.provider_urls = provider_urls
