@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -14,8 +15,7 @@ from harness.protocol import (
     SSEDecoder,
     SSEEvent,
     ToolCallAssembler,
-    delta_content,
-    delta_tool_calls,
+    first_delta,
 )
 from mock_vapi import VapiRequest
 
@@ -42,9 +42,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_JS_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one decoder: building one per call costs
+
+
 def js_json(text: str | bytes) -> Any:
     """Parse JSON as JavaScript's `JSON.parse` does: `NaN` and `Infinity` are errors, not numbers."""
-    return json.loads(text, parse_constant=_reject_constant)
+    if isinstance(text, bytes | bytearray):
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    try:
+        value, end = _JS_DECODER.raw_decode(text)
+    except ValueError:
+        return _JS_DECODER.decode(text)  # leading whitespace, or an error the full path words as json.loads does
+    if end != len(text) and text[end:].strip(" \t\n\r"):
+        return _JS_DECODER.decode(text)  # raises "Extra data"
+    return value
 
 
 def js_truthy(value: Any) -> bool:
@@ -62,15 +73,46 @@ class _Invalid:
 INVALID_JSON: Any = _Invalid()
 
 
-@dataclass(slots=True)
-class ParsedEvent:
-    """An SSE event with its JSON payload (`INVALID_JSON` when it does not parse, None for `[DONE]`)."""
+_UNREAD: Any = object()  # a payload parsed once for its fields, parsed again only if asked for
 
-    sse: SSEEvent
-    payload: Any
-    content: str = ""
-    tool_calls: list[Any] = field(default_factory=list)
-    json_error: str | None = None
+
+class ParsedEvent:
+    """An SSE event with its JSON payload (`INVALID_JSON` when it does not parse, None for `[DONE]`).
+
+    What the reader needs (content, tool-call fragments, finish, error and choices) is taken out when the event
+    arrives; the JSON tree itself is dropped and parsed again on first access of `payload`. A long stream, or
+    200 of them at once in a load run, then keeps one small object per event for the garbage collector to
+    scan, not the tree.
+    """
+
+    __slots__ = ("_payload", "content", "finishes", "has_choices", "has_error", "json_error", "sse", "tool_calls")
+
+    def __init__(
+        self,
+        sse: SSEEvent,
+        payload: Any,
+        content: str = "",
+        tool_calls: Sequence[Any] = (),
+        json_error: str | None = None,
+    ) -> None:
+        self.sse = sse
+        self._payload = payload
+        self.content = content
+        self.tool_calls = tool_calls
+        self.json_error = json_error
+        self.finishes = False  # a choice with a finish_reason
+        self.has_error = False  # a truthy top-level `error`
+        self.has_choices = False  # `choices` is a list
+
+    def __repr__(self) -> str:
+        return f"ParsedEvent({self.sse!r}, content={self.content!r}, json_error={self.json_error!r})"
+
+    @property
+    def payload(self) -> Any:
+        """The parsed JSON (`INVALID_JSON` when it does not parse, None for `[DONE]`)."""
+        if self._payload is _UNREAD:
+            self._payload = js_json(self.sse.data)
+        return self._payload
 
     @classmethod
     def parse(cls, sse: SSEEvent) -> ParsedEvent:
@@ -81,17 +123,25 @@ class ParsedEvent:
             payload = js_json(sse.data)
         except ValueError as exc:
             return cls(sse, INVALID_JSON, json_error=str(exc))
-        return cls(sse, payload, delta_content(payload), delta_tool_calls(payload))
+        if not isinstance(payload, dict):
+            return cls(sse, payload)
+        event = cls(sse, _UNREAD)
+        event.has_error = js_truthy(payload.get("error"))
+        choices = payload.get("choices")
+        if isinstance(choices, list):
+            event.has_choices = True
+            event.finishes = any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+            delta = first_delta(payload)
+            if delta is not None:
+                content, calls = delta.get("content"), delta.get("tool_calls")
+                event.content = content if isinstance(content, str) else ""
+                event.tool_calls = calls if isinstance(calls, list) and calls else ()
+        return event
 
     @property
     def spoken(self) -> bool:
         """True when Vapi reads this event (terminated, before `[DONE]`, valid JSON)."""
-        return (
-            self.sse.terminated
-            and not self.sse.after_done
-            and not self.sse.is_done
-            and self.payload is not INVALID_JSON
-        )
+        return self.sse.terminated and not self.sse.after_done and not self.sse.is_done and self.json_error is None
 
     @property
     def has_delta(self) -> bool:
@@ -184,13 +234,6 @@ class Exchange:
         return text + ("…" if len(self.body) > limit else "")
 
 
-def _finishes(payload: Any) -> bool:
-    if not isinstance(payload, dict):
-        return False
-    choices = payload.get("choices")
-    return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
-
-
 class Recorder:
     """Feeds a reply's bytes into an `Exchange`: the sans-IO half of the stream reader, shared by every transport."""
 
@@ -210,7 +253,7 @@ class Recorder:
         events = [ParsedEvent.parse(sse) for sse in self._decoder.feed(data, t)]
         for event in events:
             exchange.events.append(event)
-            if self.finished_at is None and (event.sse.is_done or _finishes(event.payload)):
+            if self.finished_at is None and (event.sse.is_done or event.finishes):
                 self.finished_at = t
             if self.first_delta_at is None and event.has_delta:
                 self.first_delta_at = t

@@ -120,24 +120,31 @@ async def read_into(
         exchange.redirects = [str(r.url) for r in response.history]
         exchange.headers = {k.lower(): v for k, v in response.headers.items()}
         content = response.content
-        while True:
-            now = time.perf_counter()
-            bounds = [
+        loop = asyncio.get_running_loop()
+
+        def next_bound(now: float) -> tuple[float, Outcome, Callable[[], str]]:
+            # The earliest limit on the wait for more bytes: when, the outcome, its message (built only if it
+            # fires). Recomputed only when it can move (first delta, finish, each chunk with idle_s): no timer churn.
+            bounds: list[tuple[float, Outcome, Callable[[], str]]] = [
                 (
                     deadline,
                     Outcome.DEADLINE,
-                    f"Still open after the {limits.deadline_s:g} s deadline ({len(exchange.events)} events so far): "
-                    "the reply never ends, or it is longer than --deadline-s allows",
-                ),
+                    lambda: (
+                        f"Still open after the {limits.deadline_s:g} s deadline ({len(exchange.events)} events "
+                        "so far): the reply never ends, or it is longer than --deadline-s allows"
+                    ),
+                )
             ]
             if limits.idle_s is not None:
-                bounds.append((now + limits.idle_s, Outcome.IDLE_TIMEOUT, f"No bytes arrived for {limits.idle_s:g} s"))
+                bounds.append(
+                    (now + limits.idle_s, Outcome.IDLE_TIMEOUT, lambda: f"No bytes arrived for {limits.idle_s:g} s")
+                )
             if request.stream and recorder.first_delta_at is None:
                 bounds.append(
                     (
                         first_delta_by,
                         Outcome.FIRST_DELTA_TIMEOUT,
-                        f"No content or tool-call delta within {first_delta_s:g} s",
+                        lambda: f"No content or tool-call delta within {first_delta_s:g} s",
                     )
                 )
             if abort_after_s is not None:
@@ -145,7 +152,7 @@ async def read_into(
                     (
                         exchange.t_start + abort_after_s,
                         Outcome.ABORTED,
-                        f"Closed by the client {abort_after_s * 1000:g} ms after the request (barge-in)",
+                        lambda: f"Closed by the client {abort_after_s * 1000:g} ms after the request (barge-in)",
                     )
                 )
             if recorder.finished_at is not None:
@@ -153,31 +160,45 @@ async def read_into(
                     (
                         recorder.finished_at + limits.close_grace_s,
                         Outcome.CLOSE_TIMEOUT,
-                        f"The stream finished but the body did not end within {limits.close_grace_s:g} s",
+                        lambda: f"The stream finished but the body did not end within {limits.close_grace_s:g} s",
                     )
                 )
-            wait_until, outcome, message = min(bounds, key=lambda b: b[0])
-            try:
-                async with asyncio.timeout(max(wait_until - now, 0)):
-                    data = await content.readany()
-            except TimeoutError:
-                raise _Stop(outcome, message) from None
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-                raise _Stop(Outcome.BROKEN, f"The connection broke mid-body: {_reason(exc)}") from None
-            t = time.perf_counter()
-            if not data:
-                recorder.end_of_body(t)
-                break
-            events = recorder.feed(data, t)
-            spoken_chars += sum(len(e.content) for e in events if e.spoken)
-            if on_events is not None and events:
-                on_events(events)
-            if exchange.body_bytes > limits.max_body_bytes:
-                raise _Stop(Outcome.TOO_LARGE, f"The body exceeded {limits.max_body_bytes} bytes")
-            if abort_after_content and recorder.first_delta_at is not None:
-                raise _Stop(Outcome.ABORTED, "Closed by the client mid-stream (barge-in)")
-            if abort_after_chars is not None and spoken_chars >= abort_after_chars:
-                raise _Stop(Outcome.ABORTED, f"Closed by the client after {abort_after_chars} characters (barge-in)")
+            return min(bounds, key=lambda b: b[0])
+
+        bound = next_bound(time.perf_counter())
+        state = (recorder.first_delta_at is None, recorder.finished_at is None)
+        try:
+            async with asyncio.timeout(None) as timer:
+                timer.reschedule(loop.time() + max(bound[0] - time.perf_counter(), 0))
+                while True:
+                    try:
+                        data = await content.readany()
+                    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+                        raise _Stop(Outcome.BROKEN, f"The connection broke mid-body: {_reason(exc)}") from None
+                    t = time.perf_counter()
+                    if not data:
+                        recorder.end_of_body(t)
+                        break
+                    events = recorder.feed(data, t)
+                    if on_events is not None and events:
+                        on_events(events)
+                    if exchange.body_bytes > limits.max_body_bytes:
+                        raise _Stop(Outcome.TOO_LARGE, f"The body exceeded {limits.max_body_bytes} bytes")
+                    if abort_after_content and recorder.first_delta_at is not None:
+                        raise _Stop(Outcome.ABORTED, "Closed by the client mid-stream (barge-in)")
+                    if abort_after_chars is not None:
+                        spoken_chars += sum(len(e.content) for e in events if e.spoken)
+                        if spoken_chars >= abort_after_chars:
+                            raise _Stop(
+                                Outcome.ABORTED, f"Closed by the client after {abort_after_chars} characters (barge-in)"
+                            )
+                    now_state = (recorder.first_delta_at is None, recorder.finished_at is None)
+                    if now_state != state or limits.idle_s is not None:  # the bound in force moved
+                        state = now_state
+                        bound = next_bound(t)
+                        timer.reschedule(loop.time() + max(bound[0] - time.perf_counter(), 0))
+        except TimeoutError:
+            raise _Stop(bound[1], bound[2]()) from None
     except _Stop as stop:
         exchange.outcome = stop.outcome
         exchange.error = str(stop)

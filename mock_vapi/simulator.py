@@ -13,16 +13,21 @@ sees exactly what `vapi-harness check` sees. What Vapi does between requests, as
   Vapi's `tool-calls` message POSTed to its server URL, then the follow-up request carries the assistant
   `tool_calls` message and one `tool` message per call.
 - A barge-in closes the stream at its point; with a longer utterance the turn is sent again with it.
+
+For load, a call can also pause between turns (the caller speaking), interrupt a share of its turns at random
+(the caller talks over the first words and says the same again) and hand every exchange to a callback as soon
+as it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -125,11 +130,17 @@ class CallSimulator:
         api_key: str | None = None,
         limits: ReadLimits | None = None,
         headers: Mapping[str, str] | None = None,
+        think_s: tuple[float, float] = (0.0, 0.0),
+        barge_in_rate: float = 0.0,
+        on_exchange: Callable[[Exchange], None] | None = None,
     ) -> None:
         self.scenario = scenario
         self.session = session
         self.api_key = api_key
         self.limits = limits or ReadLimits()
+        self.think_s = think_s  # a pause before every turn but the first: the caller speaking
+        self.barge_in_rate = barge_in_rate  # share of unscripted turns the caller talks over
+        self.on_exchange = on_exchange
         vapi_model = {"provider": "custom-llm", "model": "gpt-4o-mini", **scenario.model, "url": base_url}
         if headers:  # from the command line (check --header), on top of the scenario's model.headers
             vapi_model["headers"] = {**(scenario.model.get("headers") or {}), **headers}
@@ -173,11 +184,16 @@ class CallSimulator:
         for index, turn in enumerate(self.scenario.turns, start=1):
             if record.ended_reason != "customer-ended-call":
                 break  # the assistant ended or transferred the call; later turns are not played
+            if index > 1 and self.think_s[1] > 0:
+                await asyncio.sleep(random.uniform(*self.think_s))
             played = TurnRecord(index=index, user=turn.user)
             record.turns.append(played)
             utterance = turn.user
             cut_off = False
-            for interrupt in turn.interrupts:
+            interrupts = turn.interrupts
+            if not interrupts and self.barge_in_rate and random.random() < self.barge_in_rate:
+                interrupts = (Interrupt(after_chars=1, user=turn.user),)  # talked over the first words
+            for interrupt in interrupts:
                 request = [*history, {"role": "user", "content": utterance}]
                 exchange = await self._send(request, context, interrupt)
                 played.exchanges.append(exchange)
@@ -250,9 +266,12 @@ class CallSimulator:
         exchange = Exchange(request=request, t_start=time.perf_counter())
         abort_after_s = None if interrupt is None or interrupt.after_ms is None else interrupt.after_ms / 1000
         abort_after_chars = None if interrupt is None else interrupt.after_chars
-        return await read_into(
+        await read_into(
             self.session, exchange, self.limits, abort_after_s=abort_after_s, abort_after_chars=abort_after_chars
         )
+        if self.on_exchange is not None:
+            self.on_exchange(exchange)
+        return exchange
 
     def _spoken(self, text: str, *, cut: bool) -> str:
         if self.scenario.model_output_in_messages:

@@ -4,7 +4,9 @@ and reads the whole stream, timing nothing."""
 from __future__ import annotations
 
 import os
+import random
 
+import gevent
 from locust import FastHttpUser, constant, task
 
 BODY = os.environ["LOADGEN_BODY"]
@@ -14,6 +16,10 @@ class PlainStreamUser(FastHttpUser):
     """Posts the turn, drains the SSE body."""
 
     wait_time = constant(0)
+
+    def on_start(self) -> None:
+        """Callers arrive at random over one stream's length, as the benchmark's fake upstream paces them."""
+        gevent.sleep(random.uniform(0, float(os.environ.get("LOADGEN_STAGGER_S", "0"))))
 
     @task
     def turn(self) -> None:

@@ -29,15 +29,27 @@ _VAPI_FIELDS = frozenset({"call", "phoneNumber", "customer", "metadata"})
 
 @dataclass
 class RecordedRequest:
-    """What the fake LLM received; the Authorization value is never kept."""
+    """What the fake LLM received; the Authorization value is never kept.
+
+    The body is kept as bytes and parsed when read: a thousand parsed bodies would be a large live set for the
+    garbage collector, whose pauses would then show up as late chunks under load.
+    """
 
     t: float
     path: str
     headers: dict[str, str]
-    body: Any
+    raw: bytes = b""
     outcome: str = "pending"
     t_closed: float | None = None
     authorized: bool | None = None
+
+    @property
+    def body(self) -> Any:
+        """The JSON body, or None when it is not JSON."""
+        try:
+            return json.loads(self.raw) if self.raw else None
+        except ValueError:
+            return None
 
 
 @dataclass
@@ -58,7 +70,7 @@ async def _completions(request: Request) -> Response:
     state: _State = request.app.state.fake
     config = state.config
     headers = {k: ("[redacted]" if is_secret_header(k) else v) for k, v in request.headers.items()}
-    record = RecordedRequest(time.perf_counter(), request.url.path, headers, None)
+    record = RecordedRequest(time.perf_counter(), request.url.path, headers)
     state.recorded.append(record)
     if "hang" in config.faults:
         await _wait_for_disconnect(request, limit_s=600)
@@ -70,7 +82,7 @@ async def _completions(request: Request) -> Response:
         if not record.authorized:
             record.outcome = "rejected"
             return _error(state, 401, "Incorrect API key provided.", "authentication_error")
-    raw = await request.body()
+    raw = record.raw = await request.body()
     try:
         body = json.loads(raw)
     except ValueError:
@@ -78,7 +90,6 @@ async def _completions(request: Request) -> Response:
         if "malformed-500" in config.faults:
             return PlainTextResponse("Internal Server Error", status_code=500)
         return _error(state, 400, "We could not parse the JSON body of your request.")
-    record.body = body
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         record.outcome = "rejected"
         return _error(state, 400, "'messages' is a required property")

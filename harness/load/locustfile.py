@@ -1,8 +1,8 @@
 """The shipped locustfile: `locust -f harness/load/locustfile.py --host http://127.0.0.1:8000/v1`.
 
 Environment: `VAPI_HARNESS_LOAD_PROFILE` (a profile's stage table drives the run, see `harness/load/shape.py`),
-`VAPI_HARNESS_API_KEY` (the custom-llm key), `VAPI_HARNESS_LOAD_SCENARIO` (a scenario file whose
-turns each call plays), `VAPI_HARNESS_LOAD_THINK_S` (e.g. `1,3`), `VAPI_HARNESS_LOAD_BARGE_IN_RATE` (0 to 1).
+`VAPI_HARNESS_API_KEY` (the custom-llm key), `VAPI_HARNESS_LOAD_SCENARIO` (a scenario file each
+call plays, tools included), `VAPI_HARNESS_LOAD_THINK_S` (e.g. `1,3`), `VAPI_HARNESS_LOAD_BARGE_IN_RATE` (0 to 1).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.load.user import CallPlan, VapiCallUser
+from harness.load.user import VapiCallUser, default_call
 from harness.scenarios.loader import load_file
 
 if os.environ.get("VAPI_HARNESS_LOAD_PROFILE"):  # `vapi-harness load` drives the run by a profile's stages
@@ -25,10 +25,10 @@ def _think() -> tuple[float, float]:
 class VapiCaller(VapiCallUser):
     """A caller playing the configured call again and again."""
 
-    plan = (
-        CallPlan(load_file(Path(os.environ["VAPI_HARNESS_LOAD_SCENARIO"])))
+    scenario = (
+        load_file(Path(os.environ["VAPI_HARNESS_LOAD_SCENARIO"]))
         if os.environ.get("VAPI_HARNESS_LOAD_SCENARIO")
-        else CallPlan()
+        else default_call()
     )
     api_key = os.environ.get("VAPI_HARNESS_API_KEY") or None
     think_time_s = _think()

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.exchange import INVALID_JSON, Exchange, Outcome, js_truthy
+from harness.exchange import Exchange, Outcome
 from harness.metrics import Distribution, exchange_metrics
 
 __all__ = ["LOAD_METRICS", "LoadStats", "error_class"]
@@ -43,11 +43,11 @@ def error_class(exchange: Exchange) -> str | None:
         for event in exchange.events:
             if not event.sse.terminated or event.sse.after_done or event.sse.is_done:
                 continue
-            if event.payload is INVALID_JSON:
+            if event.json_error is not None:
                 return "sse_data_is_json"
-            if isinstance(event.payload, dict) and js_truthy(event.payload.get("error")):
+            if event.has_error:
                 return "chunk_has_no_error"
-            if not isinstance(event.payload, dict) or not isinstance(event.payload.get("choices"), list):
+            if not event.has_choices:
                 return "chunks_have_choices"
         if not exchange.content_events:
             return "first_delta_within_timeout"

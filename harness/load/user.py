@@ -1,9 +1,10 @@
-"""`VapiCallUser`: a Locust user that holds Vapi-shaped calls, turn by turn, on Locust's fast HTTP client.
+"""`VapiCallUser`: a Locust user that holds Vapi-shaped calls, turn by turn.
 
-Each turn is the request Vapi sends (`mock_vapi.build_request`, the one builder) and its reply is fed line by
-line, stamped as it arrives, into the same sans-IO recorder `check` uses (`harness.exchange.Recorder`), so the
-metrics are `check`'s. Locust counts exactly one request per turn ("turn", its response time the whole reply),
-and the exact voice metrics go to `LoadStats`, merged across workers.
+Each call is a scenario played by `mock_vapi.CallSimulator` (the one builder of Vapi's requests, the one stream
+reader `check` uses, tool results and follow-ups included) on the process's `CallLoop`, an asyncio thread
+beside gevent. Locust counts exactly one request per exchange ("turn", its response time the whole reply,
+failed with the error class `check` uses), and the exact voice metrics go to `LoadStats`, merged across
+workers.
 """
 
 from __future__ import annotations
@@ -11,41 +12,38 @@ from __future__ import annotations
 import csv
 import json
 import os
-import random
-import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import gevent
-from locust import FastHttpUser, events, task
+import aiohttp
+from locust import User, events, task
 from locust.env import Environment
+from locust.exception import CatchResponseError
 from locust.runners import WorkerRunner
 
-from harness.exchange import Exchange, Outcome, Recorder
+from harness.exchange import Exchange
+from harness.load.call_loop import CallLoop
 from harness.load.stats import LoadStats
-from harness.scenarios.model import Scenario
-from mock_vapi import CallContext, CustomLLMModel, build_request
+from harness.reader import ReadLimits
+from harness.scenarios.model import Scenario, Turn
+from mock_vapi.simulator import CallSimulator
 
-__all__ = ["CallPlan", "VapiCallUser", "stats_of", "web_rows", "write_reports"]
+__all__ = ["VapiCallUser", "call_loop", "default_call", "stats_of", "web_rows", "write_reports"]
 
-_MAX_BODY = 4 * 1024 * 1024
 _SYSTEM = "You are Ava, the receptionist for Acme Dental. Keep answers short: they are spoken on a phone call."
 _DEFAULT_TURNS = ("What time do you open tomorrow?", "And do you have parking?", "Great, thank you.")
 
 
-class CallPlan:
-    """What every simulated call says: a scenario's turns, or a short default call."""
-
-    def __init__(self, scenario: Scenario | None = None, model: str = "vapi-harness-load") -> None:
-        self.scenario = scenario
-        fields = dict(scenario.model) if scenario is not None else {}
-        fields.setdefault("model", model)
-        fields.setdefault("messages", [{"role": "system", "content": _SYSTEM}])
-        self.model_fields = fields
-        self.turns: Sequence[str] = [t.user for t in scenario.turns] if scenario is not None else _DEFAULT_TURNS
-        self.first_message = scenario.first_message if scenario is not None else "Hi, this is Ava. How can I help?"
-        self.metadata: Mapping[str, Any] = scenario.metadata if scenario is not None else {"tenant": "acme"}
+def default_call(turns: tuple[str, ...] = _DEFAULT_TURNS, first_message: str | None = None) -> Scenario:
+    """The call a load run plays without `--scenario`: a short inbound phone call to a receptionist."""
+    return Scenario(
+        name="default-call",
+        source="the built-in load call",
+        turns=tuple(Turn(user=text) for text in turns),
+        first_message=first_message if first_message is not None else "Hi, this is Ava. How can I help?",
+        metadata={"tenant": "acme"},
+        model={"model": "vapi-harness-load", "messages": [{"role": "system", "content": _SYSTEM}]},
+    )
 
 
 def stats_of(environment: Environment) -> LoadStats:
@@ -57,108 +55,49 @@ def stats_of(environment: Environment) -> LoadStats:
     return stats
 
 
-def _abort(stream: Any) -> None:
-    """Close the connection mid-body (a barge-in): it must not go back to the pool half read."""
-    pool, sock = getattr(stream, "_pool", None), getattr(stream, "_sock", None)
-    if pool is not None and sock is not None:
-        pool.release_socket(sock)  # closes it
-        stream._sock = None
-        stream._pool = None
+def call_loop(environment: Environment) -> CallLoop:
+    """The process's call loop, started on first use and kept on the Locust environment."""
+    loop = getattr(environment, "vapi_call_loop", None)
+    if loop is None:
+        loop = CallLoop()
+        environment.vapi_call_loop = loop  # type: ignore[attr-defined]
+    return loop
 
 
-class VapiCallUser(FastHttpUser):
-    """One caller: plays a call (the plan's turns, think time between them), then the next call."""
+class VapiCallUser(User):
+    """One caller: plays the scenario as a call (think time before each turn after the first), then again."""
 
     abstract = True
-    plan: ClassVar[CallPlan] = CallPlan()
+    scenario: ClassVar[Scenario] = default_call()
     api_key: ClassVar[str | None] = None
     think_time_s: ClassVar[tuple[float, float]] = (1.0, 3.0)  # the caller speaking before the next turn
-    barge_in_rate: ClassVar[float] = 0.0  # share of turns the caller interrupts after the first content
-    timeout_s: ClassVar[float] = 20.0
-
-    def _model(self) -> CustomLLMModel:
-        fields = {
-            **self.plan.model_fields,
-            "provider": "custom-llm",
-            "url": self.host,
-            "timeoutSeconds": self.timeout_s,
-        }
-        return CustomLLMModel.from_vapi(fields)
+    barge_in_rate: ClassVar[float] = 0.0  # share of turns the caller talks over (after the first content)
+    limits: ClassVar[ReadLimits] = ReadLimits()
 
     @task
     def call(self) -> None:
-        """One call, turn by turn."""
-        model = self._model()
-        context = CallContext.inbound_phone_call(metadata=self.plan.metadata)
-        history: list[dict[str, Any]] = [dict(m) for m in model.messages]
-        if self.plan.first_message:
-            history.append({"role": "assistant", "content": self.plan.first_message})
-        for utterance in self.plan.turns:
-            messages = [*history, {"role": "user", "content": utterance}]
-            barge_in = random.random() < self.barge_in_rate
-            exchange = self.turn(build_request(model, messages, context=context, api_key=self.api_key), barge_in)
-            if barge_in and exchange.outcome is Outcome.ABORTED:  # the caller kept talking: the turn goes again
-                exchange = self.turn(build_request(model, messages, context=context, api_key=self.api_key), False)
-            if exchange.outcome is not Outcome.COMPLETE:
-                return  # Vapi ends the call on a failed turn
-            history += [{"role": "user", "content": utterance}, {"role": "assistant", "content": exchange.text}]
-            gevent.sleep(random.uniform(*self.think_time_s))
+        """One call, played on the call loop; this greenlet waits for it."""
+        loop = call_loop(self.environment)
 
-    def turn(self, request: Any, barge_in: bool) -> Exchange:
-        """Send one turn, record its reply as `check` does, and report it to Locust once."""
-        exchange = Exchange(request, time.perf_counter())
-        recorder = Recorder(exchange)
-        path = request.url.removeprefix(str(self.host).rstrip("/"))
-        with self.client.request(
-            request.method, path, data=request.body, headers=dict(request.headers), stream=True,
-            catch_response=True, name="turn", timeout=self.timeout_s,
-        ) as response:  # fmt: skip
-            exchange.t_headers = time.perf_counter()
-            exchange.status = response.status_code
-            failure = self._read(response, recorder, barge_in)
-            recorder.finish(time.perf_counter())
-            stats = stats_of(self.environment)
-            error = failure or stats.add(exchange)
-            response.request_meta["response_time"] = (time.perf_counter() - exchange.t_start) * 1000
-            response.request_meta["response_length"] = exchange.body_bytes
-            if error is None:
-                response.success()
-            else:
-                response.failure(error)
-        return exchange
+        def play(session: aiohttp.ClientSession) -> Any:
+            simulator = CallSimulator(
+                self.scenario, str(self.host), session, api_key=self.api_key, limits=self.limits,
+                think_s=self.think_time_s, barge_in_rate=self.barge_in_rate,
+                on_exchange=lambda exchange: loop.to_hub(self._report, exchange),
+            )  # fmt: skip
+            return simulator.play()
 
-    def _read(self, response: Any, recorder: Recorder, barge_in: bool) -> str | None:
-        exchange = recorder.exchange
-        if response.status_code == 0:
-            exchange.outcome = Outcome.CONNECT_ERROR
-            exchange.error = str(response.error)
-            stats_of(self.environment).add(exchange)
-            return "endpoint_unreachable"
-        stream = response.stream
-        try:
-            while True:
-                line = stream.readline(b"\n")
-                now = time.perf_counter()
-                if not line:
-                    rest = stream.read()
-                    if rest:
-                        recorder.feed(bytes(rest), now)
-                    recorder.end_of_body(now)
-                    return None
-                recorder.feed(bytes(line), now)
-                if exchange.body_bytes > _MAX_BODY:
-                    exchange.outcome = Outcome.TOO_LARGE
-                    _abort(stream)
-                    return None
-                if barge_in and recorder.first_delta_at is not None:
-                    exchange.outcome = Outcome.ABORTED
-                    _abort(stream)
-                    return None
-        except (OSError, gevent.Timeout, ValueError) as exc:
-            exchange.outcome = Outcome.BROKEN
-            exchange.error = f"{type(exc).__name__}: {exc}"
-            _abort(stream)
-            return None
+        loop.run(play)
+
+    def _report(self, exchange: Exchange) -> None:
+        """In the hub: one Locust request per exchange, and its voice metrics."""
+        error = stats_of(self.environment).add(exchange)
+        t_end = exchange.t_end if exchange.t_end is not None else exchange.t_start
+        self.environment.events.request.fire(
+            request_type=exchange.request.method, name="turn", response_time=(t_end - exchange.t_start) * 1000,
+            response_length=exchange.body_bytes, exception=CatchResponseError(error) if error else None,
+            context={}, url=exchange.request.url,
+        )  # fmt: skip
 
 
 def _on_init(environment: Environment, **_: Any) -> None:
@@ -176,6 +115,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
             stats_of(environment).merge(data["vapi"])
 
     def quitting(**_: Any) -> None:
+        loop = getattr(environment, "vapi_call_loop", None)
+        if loop is not None:
+            loop.close()
         if isinstance(environment.runner, WorkerRunner):
             # A check of the merge (tests): each worker writes every sample it sent to the master.
             dump = os.environ.get("VAPI_HARNESS_LOAD_WORKER_DUMP")

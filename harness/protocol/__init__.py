@@ -10,6 +10,7 @@ from harness.protocol.chat import (
     delta_content,
     delta_tool_calls,
     error_envelope,
+    first_delta,
     openai_chat_params,
 )
 from harness.protocol.schemas import schema_errors
@@ -33,6 +34,7 @@ __all__ = [
     "encode_comment",
     "encode_event",
     "error_envelope",
+    "first_delta",
     "is_secret_header",
     "openai_chat_params",
     "redact_secret_keys",

@@ -23,6 +23,7 @@ __all__ = [
     "delta_content",
     "delta_tool_calls",
     "error_envelope",
+    "first_delta",
     "openai_chat_params",
 ]
 
@@ -106,7 +107,8 @@ def error_envelope(message: str, type_: str = "invalid_request_error", code: str
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
 
-def _first_delta(payload: Any) -> dict[str, Any] | None:
+def first_delta(payload: Any) -> dict[str, Any] | None:
+    """`choices[0].delta` when it is an object, else None."""
     if not isinstance(payload, dict):
         return None
     choices = payload.get("choices")
@@ -118,14 +120,14 @@ def _first_delta(payload: Any) -> dict[str, Any] | None:
 
 def delta_content(payload: Any) -> str:
     """The text Vapi would speak from this chunk (`choices[0].delta.content`), or ""."""
-    delta = _first_delta(payload)
+    delta = first_delta(payload)
     content = delta.get("content") if delta else None
     return content if isinstance(content, str) else ""
 
 
 def delta_tool_calls(payload: Any) -> list[Any]:
     """The raw tool-call fragments of this chunk (`choices[0].delta.tool_calls`), or []."""
-    delta = _first_delta(payload)
+    delta = first_delta(payload)
     calls = delta.get("tool_calls") if delta else None
     return calls if isinstance(calls, list) else []
 

@@ -15,7 +15,6 @@ judge it. The SDK's rules (openai-node `src/core/streaming.ts`):
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +29,6 @@ __all__ = [
 ]
 
 DONE = "[DONE]"
-_LINE_END = re.compile(rb"\r\n|\r|\n")
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 
 
@@ -107,21 +105,20 @@ class SSEDecoder:
             chunk = chunk[1:]
         self._skip_lf = False
         buffer = self._buffer + chunk if self._buffer else chunk
+        # bytes.splitlines ends lines at exactly SSE's LF, CRLF and lone CR; the last piece may be unfinished.
+        lines = buffer.splitlines(keepends=True)
+        rest = b""
+        if lines and not lines[-1].endswith((b"\n", b"\r")):
+            rest = lines.pop()
+        elif lines and lines[-1].endswith(b"\r"):
+            self._skip_lf = True  # a CR at the very end: its LF, if any, arrives with the next chunk
         events: list[SSEEvent] = []
-        start = 0
-        end = len(buffer)
-        while start < end:
-            match = _LINE_END.search(buffer, start)
-            if match is None:
-                break
-            line, start = buffer[start : match.start()], match.end()
-            if match.group() == b"\r" and start == end:
-                self._skip_lf = True  # a CR at the very end: its LF, if any, arrives with the next chunk
-            event = self._line(line, t)
+        for raw in lines:
+            event = self._line(raw.rstrip(b"\r\n"), t)  # one line end per piece
             if event is not None:
                 events.append(event)
-        self._buffer = buffer[start:]
-        if len(self._buffer) > self.max_event_bytes:
+        self._buffer = rest
+        if len(rest) > self.max_event_bytes:
             self._oversize(t)
         return events
 
