@@ -4,14 +4,17 @@ Run it from a fresh clone, at the repository root:
 
     python3 -m venv .venv && .venv/bin/pip install -e '.[dev]' && .venv/bin/python -m benchmarks.loadgen
 
-The fake upstream (`vapi-harness fake-llm`, core 1) sends a role chunk 50 ms after the request, then one chunk
-per word every 20 ms: 50 chunks, the first content 70 ms after the request. Each user type runs alone in its
-own Locust process (core 0) at 10 and at 200 users for `--seconds` (default 20), one turn after another with
-no think time. Reported per run: completed streams per second, streams per second per core (streams over the
-Locust process's CPU seconds, both counted from the moment every user runs, so start-up is left out), CPU per
-stream, and for our user the time-to-first-content error (measured
-minus the injected 70 ms) at p50/p99. Exit status: 0 when every target is met, 1 when one is missed, 2 when
-the benchmark cannot run.
+The upstream (core 1) sends the fake LLM's reply: a role chunk 50 ms after the request, then one chunk per
+word every 20 ms: 50 chunks, the first content 70 ms after the request. By default it is
+`benchmarks/paced_upstream.py`, which keeps that schedule to well under a millisecond at 200 open streams;
+`--upstream fake-llm` uses `vapi-harness fake-llm`, whose own lateness then counts as ours. Each user type
+runs alone in its own Locust process (core 0) at 10 and at 200 users for `--seconds` (default 20), one turn
+after another with no think time; the users arrive at random over one stream's length, as callers do. A lean
+asyncio client (`benchmarks/lean_client.py`, no Locust, no parsing) runs the same load as the floor of the
+machine and the upstream. Reported per run: completed streams per second, streams per second per core
+(streams over the process's CPU seconds, both counted from the moment every user runs, so start-up is left
+out), CPU per stream, and the time-to-first-content error (measured minus the injected 70 ms) at p50/p99.
+Exit status: 0 when every target is met, 1 when one is missed, 2 when the benchmark cannot run.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.proxy_overhead import _cpu_ms, _free_port, _start, _stop, _wait_for_port
+from harness.metrics import percentile
 
 __all__ = ["main"]
 
@@ -36,6 +40,7 @@ TTFT_MS, CHUNK_DELAY_MS, WORDS = 50.0, 20.0, 49
 EXPECTED_FIRST_CONTENT_MS = TTFT_MS + CHUNK_DELAY_MS
 REPLY = " ".join(f"w{i}" for i in range(WORDS))
 USERS = (10, 200)
+STAGGER_S = (TTFT_MS + CHUNK_DELAY_MS * (WORDS + 1)) / 1000  # one stream's length
 HERE = Path(__file__).resolve().parent
 # targets: ours >= 1.0x the plain user's streams per core; <= 0.6 ms CPU per stream, within 20% from 10 to 200
 # users; TTFT error p50 <= 1 ms and p99 <= 5 ms at 200 users, p99 <= 2 ms at 10 users
@@ -92,26 +97,44 @@ def _locust(
     return result
 
 
+def _lean(host: str, users: int, seconds: float, workdir: Path, env: dict[str, str], pin: bool) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.lean_client", "--url", host, "--users", str(users),
+               "--seconds", f"{seconds:g}", "--stagger-s", f"{STAGGER_S:g}"]  # fmt: skip
+    if pin:
+        command = ["taskset", "-c", "0", *command]
+    with (workdir / f"lean-{users}.log").open("wb") as log:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, env=env, timeout=seconds + 60, check=True)
+    raw = json.loads(done.stdout)
+    samples = sorted(raw["first_content_ms"])
+    ttft = {"p50": percentile(samples, 0.5), "p99": percentile(samples, 0.99)} if samples else None
+    return {"streams": raw["streams"], "failures": 0, "cpu_ms": raw["cpu_ms"],
+            "measured_streams": raw["measured_streams"], "wall_s": seconds, "ttft": ttft}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run both user types at each level, print the table; 0 when every target is met."""
+    """Run both user types and the floor at each level, print the table; 0 when every target is met."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen", description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="run time of each Locust run (default 20)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="run time of each run (default 20)")
+    parser.add_argument("--upstream", choices=("paced", "fake-llm"), default="paced",
+                        help="the upstream: the paced one (default) or vapi-harness fake-llm")  # fmt: skip
     args = parser.parse_args(argv)
     pin = shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
     body = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "hi"}], "stream": True})
     with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
         workdir = Path(tmp)
         port = _free_port()
-        fake_argv = [sys.executable, "-m", "harness", "fake-llm", "--port", str(port), "--ttft-ms", str(TTFT_MS),
+        server = ["-m", "harness", "fake-llm"] if args.upstream == "fake-llm" else ["-m", "benchmarks.paced_upstream"]
+        fake_argv = [sys.executable, *server, "--port", str(port), "--ttft-ms", str(TTFT_MS),
                      "--chunk-delay-ms", str(CHUNK_DELAY_MS), "--reply", REPLY]  # fmt: skip
         if pin:
             fake_argv = ["taskset", "-c", "1", *fake_argv]
+        env = {**os.environ, "LOADGEN_BODY": body, "LOADGEN_STAGGER_S": f"{STAGGER_S:g}",
+               "PYTHONPATH": str(HERE.parent)}  # fmt: skip
         with (workdir / "fake.log").open("wb") as fake_log:
-            fake = _start(fake_argv, fake_log)
+            fake = _start(fake_argv, fake_log, env=env)
             try:
-                _wait_for_port(fake, port, 30, "fake-llm", workdir / "fake.log")
+                _wait_for_port(fake, port, 30, args.upstream, workdir / "fake.log")
                 host = f"http://127.0.0.1:{port}/v1"
-                env = {**os.environ, "LOADGEN_BODY": body, "PYTHONPATH": str(HERE.parent)}
                 results = {}
                 for users in USERS:
                     for name, locustfile in (("plain", HERE / "loadgen_users" / "plain.py"),
@@ -119,13 +142,15 @@ def main(argv: list[str] | None = None) -> int:
                         sys.stderr.write(f"{name} @ {users} users for {args.seconds:g} s\n")
                         results[(name, users)] = _locust(locustfile, host, users, args.seconds, workdir,
                                                          f"{name}-{users}", env, pin)  # fmt: skip
+                    sys.stderr.write(f"lean @ {users} users for {args.seconds:g} s\n")
+                    results[("lean", users)] = _lean(host, users, args.seconds, workdir, env, pin)
             finally:
                 _stop(fake)
     lines = [f"{'user':<6} {'users':>5} {'streams':>7} {'fail':>4} {'streams/s':>9} {'streams/core-s':>14} "
              f"{'CPU/stream':>10} {'TTFT err p50':>12} {'TTFT err p99':>12}"]  # fmt: skip
     checks: list[tuple[str, bool]] = []
     for users in USERS:
-        for name in ("plain", "vapi"):
+        for name in ("lean", "plain", "vapi"):
             r = results[(name, users)]
             per_core = r["measured_streams"] / (r["cpu_ms"] / 1000) if r["cpu_ms"] else 0.0
             cpu_per = r["cpu_ms"] / r["measured_streams"] if r["measured_streams"] else float("inf")

@@ -101,3 +101,48 @@ def test_the_web_ui_has_a_voice_latency_tab_with_exact_percentiles(
     assert ttft["n"] >= 1 and ttft["p50"] <= ttft["p99"] <= ttft["max"]
     assert any(r["name"] == "turns" and r["n"] >= ttft["n"] for r in rows)
     assert "Voice latency" in page and "vapi-latency" in page
+
+
+SCENARIOS = Path(__file__).parents[3] / "scenarios"
+
+
+def test_a_scenario_with_a_tool_sends_its_result_and_the_follow_up_under_load(
+    tmp_path: Path, fake_llm: Callable[..., ServerThread]
+) -> None:
+    server = fake_llm()
+    prefix = tmp_path / "run"
+    scenario = SCENARIOS / "conformance" / "tool_round_trip.yaml"
+    done = _locust(f"{server.url}/v1", prefix, env={"VAPI_HARNESS_LOAD_SCENARIO": str(scenario)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    bodies = [r.body for r in server.app.state.fake.recorded]
+    follow_ups = [b for b in bodies if b["messages"][-1]["role"] == "tool"]
+    assert follow_ups, "no request carried the tool's result"
+    for body in follow_ups:  # the call's assistant tool_calls message, then the mocked result
+        call, result = body["messages"][-2], body["messages"][-1]
+        assert call["role"] == "assistant" and call["tool_calls"][0]["function"]["name"] == "get_weather"
+        assert result == {"role": "tool", "tool_call_id": call["tool_calls"][0]["id"], "content": "Sunny, 21 degrees."}
+    requests, failures = _locust_turns(prefix)
+    summary = json.loads(prefix.with_name("run_vapi.json").read_text())
+    # One Locust request per request sent, the tool call and its follow-up alike (the 4 users' last ones may be
+    # cut short when the run ends).
+    assert requests == summary["turns"] and len(bodies) - 4 <= requests <= len(bodies) and failures == 0
+
+
+def test_barge_ins_close_the_stream_and_send_the_turn_again(
+    tmp_path: Path, fake_llm: Callable[..., ServerThread]
+) -> None:
+    server = fake_llm(ttft_ms=5, chunk_delay_ms=20)  # long enough replies to be talked over
+    prefix = tmp_path / "run"
+    done = _locust(f"{server.url}/v1", prefix, env={"VAPI_HARNESS_LOAD_BARGE_IN_RATE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = list(server.app.state.fake.recorded)
+    cut = [r for r in records if r.outcome == "client_disconnected"]
+    assert cut, "no stream was closed by a barge-in"
+    # Every cut turn goes again with the same history: the re-sent request repeats the aborted one.
+    bodies = [json.dumps(r.body["messages"], sort_keys=True) for r in records]
+    for record in cut:
+        index = records.index(record)
+        if index + 1 < len(records):
+            assert json.dumps(record.body["messages"], sort_keys=True) in bodies[index + 1 :]
+    requests, failures = _locust_turns(prefix)
+    assert failures == 0 and requests >= len(cut)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -438,3 +439,39 @@ def test_encode_comment_frames(text: str, expected: bytes) -> None:
     events, decoder = decode(expected)
     assert events == []
     assert decoder.comments == 1
+
+
+_MIXED_STREAMS = [
+    b'data: {"a":1}\n\ndata: {"b":2}\n\ndata: [DONE]\n\n',
+    b"data:no-space\n\ndata:  two spaces\n\ndata:\n\n",
+    b'data: {"x":"\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80"}\n\n: keep-alive\n\ndata: y\n\n',
+    b"event: error\ndata: e\n\ndata: a\ndata: b\n\ndata: c\n\n",
+    b"data: a\r\n\r\ndata: b\n\ndata: [DONE]\n\ndata: late\n\ndata: [DONE]\n\n",
+    b"data: bad \xff utf8\n\ndata: fine\n\n",
+    b"data: a\n\n\n\ndata: b\n\ndata",
+]
+
+
+def _decode(stream: bytes, cuts: list[int]) -> tuple[list[SSEEvent], list[tuple[str, str]], int]:
+    decoder = SSEDecoder(max_event_bytes=64)
+    events: list[SSEEvent] = []
+    for start, end in itertools.pairwise([0, *cuts, len(stream)]):
+        events += decoder.feed(stream[start:end], 1.0)
+    events += decoder.close(2.0)
+    return events, [(d.kind, d.detail) for d in decoder.deviations], decoder.comments
+
+
+@pytest.mark.parametrize("stream", _MIXED_STREAMS)
+def test_whole_events_decode_as_they_do_byte_by_byte(stream: bytes) -> None:
+    # Whole-event chunks take the one-pass path; single bytes never can: the results must not differ.
+    byte_by_byte = _decode(stream, list(range(1, len(stream))))
+    assert _decode(stream, []) == byte_by_byte
+    event_ends = [i + 2 for i in range(len(stream)) if stream[i : i + 2] == b"\n\n"]
+    assert _decode(stream, event_ends) == byte_by_byte
+    assert byte_by_byte[0]  # every stream here has events
+
+
+def test_a_chunk_of_whole_events_over_the_size_limit_is_still_flagged() -> None:
+    stream = b"data: " + b"x" * 70 + b"\n\n"
+    events, deviations, _ = _decode(stream, [])
+    assert [e.data for e in events] == ["x" * 70] and [k for k, _ in deviations] == ["oversize_event"]
