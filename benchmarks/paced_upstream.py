@@ -4,8 +4,8 @@ The benchmark counts a late chunk as the load generator's timing error, so its u
 punctual than the 2 ms the targets allow. `vapi-harness fake-llm` (Starlette on uvicorn) is not at 200 open
 streams, 9,500 chunks a second: a lean asyncio client sees its chunks up to 15 ms late at p99 on a 2-core
 machine. This server sends the same bytes (`harness.fake_llm.script.plan_reply` plans them), each frame due at
-a fixed time from the request's arrival, and speaks only the HTTP/1.1 a benchmark needs: keep-alive requests
-with a Content-Length body, chunked replies.
+a fixed time from the request's arrival (the first content to within µs), and speaks only the HTTP/1.1 a
+benchmark needs: keep-alive requests with a Content-Length body, chunked replies.
 
     python -m benchmarks.paced_upstream --port 8000 --ttft-ms 50 --chunk-delay-ms 20 --reply "w0 w1 w2"
 """
@@ -18,6 +18,7 @@ import itertools
 import json
 import time
 
+from harness.fake_llm.app import sleep_precisely
 from harness.fake_llm.script import FakeLLMConfig, plan_reply
 
 __all__ = ["main"]
@@ -67,11 +68,11 @@ class _Connection(asyncio.Protocol):
         assert transport is not None
         transport.write(_HEAD)
         due = arrived
-        for frame in plan_reply(self.config, body, f"chatcmpl-paced-{next(self.ids)}"):
+        for i, frame in enumerate(plan_reply(self.config, body, f"chatcmpl-paced-{next(self.ids)}")):
             due += frame.delay_s
             wait = due - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if wait > 0:  # the role chunk and the first word to the µs (a timer alone is up to 1 ms late)
+                await (sleep_precisely(wait) if i < 2 else asyncio.sleep(wait))
             if frame.data:
                 transport.write(b"%x\r\n%s\r\n" % (len(frame.data), frame.data))
         transport.write(b"0\r\n\r\n")

@@ -130,7 +130,10 @@ class ParsedEvent:
         choices = payload.get("choices")
         if isinstance(choices, list):
             event.has_choices = True
-            event.finishes = any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+            for choice in choices:
+                if isinstance(choice, dict) and choice.get("finish_reason"):
+                    event.finishes = True
+                    break
             delta = first_delta(payload)
             if delta is not None:
                 content, calls = delta.get("content"), delta.get("tool_calls")

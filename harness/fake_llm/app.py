@@ -21,7 +21,7 @@ from starlette.routing import Route
 from harness.fake_llm.script import FakeLLMConfig, Frame, plan_completion, plan_reply
 from harness.protocol import CHAT_PARAMS, error_envelope, is_secret_header
 
-__all__ = ["RecordedRequest", "create_app"]
+__all__ = ["RecordedRequest", "create_app", "sleep_precisely"]
 
 # OpenAI accepts `metadata` only with `store: true`; a strict fine-tuned endpoint rejects Vapi's.
 _VAPI_FIELDS = frozenset({"call", "phoneNumber", "customer", "metadata"})
@@ -150,7 +150,8 @@ def _segments(frames: list[Frame], elapsed_s: float) -> list[tuple[float, bytes,
     return [(delay_s, b"".join(parts), fail) for delay_s, parts, fail in segments]
 
 
-async def _sleep_precisely(delay_s: float) -> None:
+async def sleep_precisely(delay_s: float) -> None:
+    """Sleep `delay_s` to within a few µs: the timer gets all but the last 2 ms, a bounded yielding spin the rest."""
     due = time.perf_counter() + delay_s
     if delay_s > _SPIN_S:
         await asyncio.sleep(delay_s - _SPIN_S)
@@ -171,7 +172,7 @@ async def _play(
     try:
         for i, (delay_s, data, fail) in enumerate(_segments(frames, elapsed_s=time.perf_counter() - record.t)):
             if delay_s > 0:
-                await (_sleep_precisely(delay_s) if precise and i == 0 else asyncio.sleep(delay_s))
+                await (sleep_precisely(delay_s) if precise and i == 0 else asyncio.sleep(delay_s))
             if data:
                 yield data
             if fail:

@@ -43,11 +43,10 @@ class SSEEvent:
     size_bytes: int = 0
     terminated: bool = True
     after_done: bool = False
+    is_done: bool = field(init=False)  # the `[DONE]` sentinel (the SDK matches the prefix)
 
-    @property
-    def is_done(self) -> bool:
-        """True for the `[DONE]` sentinel (the SDK matches the prefix)."""
-        return self.data.startswith(DONE)
+    def __post_init__(self) -> None:
+        self.is_done = self.data.startswith(DONE)
 
 
 @dataclass(slots=True)
