@@ -12,8 +12,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 from locust import User, events, task
@@ -30,6 +31,7 @@ from mock_vapi.simulator import CallSimulator
 
 __all__ = ["VapiCallUser", "call_loop", "default_call", "stats_of", "web_rows", "write_reports"]
 
+T = TypeVar("T")
 _SYSTEM = "You are Ava, the receptionist for Acme Dental. Keep answers short: they are spoken on a phone call."
 _DEFAULT_TURNS = ("What time do you open tomorrow?", "And do you have parking?", "Great, thank you.")
 
@@ -46,22 +48,23 @@ def default_call(turns: tuple[str, ...] = _DEFAULT_TURNS, first_message: str | N
     )
 
 
+def _kept(environment: Environment, name: str, make: Callable[[], T]) -> T:
+    """The object kept on the Locust environment under `name`, made on first use."""
+    value = getattr(environment, name, None)
+    if value is None:
+        value = make()
+        setattr(environment, name, value)
+    return value
+
+
 def stats_of(environment: Environment) -> LoadStats:
     """The run's stats object, created on first use and kept on the Locust environment."""
-    stats = getattr(environment, "vapi_stats", None)
-    if stats is None:
-        stats = LoadStats()
-        environment.vapi_stats = stats  # type: ignore[attr-defined]
-    return stats
+    return _kept(environment, "vapi_stats", LoadStats)
 
 
 def call_loop(environment: Environment) -> CallLoop:
     """The process's call loop, started on first use and kept on the Locust environment."""
-    loop = getattr(environment, "vapi_call_loop", None)
-    if loop is None:
-        loop = CallLoop()
-        environment.vapi_call_loop = loop  # type: ignore[attr-defined]
-    return loop
+    return _kept(environment, "vapi_call_loop", CallLoop)
 
 
 class VapiCallUser(User):
@@ -74,18 +77,21 @@ class VapiCallUser(User):
     barge_in_rate: ClassVar[float] = 0.0  # share of turns the caller talks over (after the first content)
     limits: ClassVar[ReadLimits] = ReadLimits()
 
+    _simulator: CallSimulator | None = None  # made on the first call, on the call loop's thread
+
     @task
     def call(self) -> None:
         """One call, played on the call loop; this greenlet waits for it."""
         loop = call_loop(self.environment)
 
         def play(session: aiohttp.ClientSession) -> Any:
-            simulator = CallSimulator(
-                self.scenario, str(self.host), session, api_key=self.api_key, limits=self.limits,
-                think_s=self.think_time_s, barge_in_rate=self.barge_in_rate,
-                on_exchange=lambda exchange: loop.to_hub(self._report, exchange),
-            )  # fmt: skip
-            return simulator.play()
+            if self._simulator is None:
+                self._simulator = CallSimulator(
+                    self.scenario, str(self.host), session, api_key=self.api_key, limits=self.limits,
+                    think_s=self.think_time_s, barge_in_rate=self.barge_in_rate,
+                    on_exchange=lambda exchange: loop.to_hub(self._report, exchange),
+                )  # fmt: skip
+            return self._simulator.play()
 
         loop.run(play)
 
