@@ -20,18 +20,16 @@ Exit status: 0 when every target is met, 1 when one is missed, 2 when the benchm
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.proxy_overhead import _cpu_ms, _free_port, _start, _stop, _wait_for_port
+from benchmarks.proxy_overhead import _free_port, _start, _stop, _wait_for_port
 from harness.metrics import percentile
 
 __all__ = ["main"]
@@ -48,49 +46,25 @@ MIN_THROUGHPUT_RATIO, MAX_CPU_MS, MAX_CPU_SPREAD = 1.0, 0.6, 0.2
 TTFT_ERROR_TARGETS = {10: (None, 2.0), 200: (1.0, 5.0)}
 
 
-def _spawned_at(prefix: Path, users: int) -> tuple[float, int] | None:
-    """When all users were running (Unix time) and how many streams had completed then, from Locust's history."""
-    history = Path(str(prefix) + "_stats_history.csv")
-    if not history.exists():
-        return None
-    with history.open() as handle:
-        for row in csv.DictReader(handle):
-            if row["Name"] == "Aggregated" and int(row["User Count"]) >= users:
-                return float(row["Timestamp"]), int(row["Total Request Count"])
-    return None
-
-
 def _locust(
     locustfile: Path, host: str, users: int, seconds: float, workdir: Path, name: str, env: dict[str, str], pin: bool
 ) -> dict[str, Any]:
     prefix = workdir / name
     command = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", host, "-u", str(users),
-               "-r", str(users), "-t", f"{seconds:g}s", "--only-summary", "--csv", str(prefix), "--csv-full-history",
-               "--json-file", str(prefix) + "_locust", "--loglevel", "WARNING"]  # fmt: skip
+               "-r", str(users), "-t", f"{seconds:g}s", "--only-summary", "--json-file", str(prefix) + "_locust",
+               "--loglevel", "WARNING"]  # fmt: skip
     if pin:
         command = ["taskset", "-c", "0", *command]
-    samples: list[tuple[float, float]] = []  # (Unix time, CPU ms of the Locust process)
+    meter = Path(str(prefix) + "_meter.json")
+    env = {**env, "VAPI_HARNESS_LOAD_REPORT_PREFIX": str(prefix), "LOADGEN_METER": str(meter)}
     with (workdir / f"{name}.log").open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=log, env={**env, "VAPI_HARNESS_LOAD_REPORT_PREFIX": str(prefix)}
-        )
-        while process.poll() is None:  # sample CPU while it runs: /proc vanishes with the process
-            samples.append((time.time(), _cpu_ms(process.pid)))
-            time.sleep(0.1)
+        subprocess.run(command, stdout=log, stderr=log, env=env, timeout=seconds + 120, check=False)
     stats = json.loads(Path(str(prefix) + "_locust.json").read_text())
     row = next(r for r in stats if r["name"] == "turn")
-    streams = int(row["num_requests"])
-    # CPU from the moment every user runs: Locust's start-up (imports, spawning) is not the users' cost.
-    spawned = _spawned_at(prefix, users)
-    cpu_end = max(cpu for _, cpu in samples) if samples else 0.0
-    if spawned is not None and samples:
-        at, done_then = spawned
-        cpu_then = min(samples, key=lambda sample: abs(sample[0] - at))[1]
-        measured_streams, measured_cpu = streams - done_then, cpu_end - cpu_then
-    else:
-        measured_streams, measured_cpu = streams, cpu_end
-    result: dict[str, Any] = {"streams": streams, "failures": row["num_failures"], "cpu_ms": measured_cpu,
-                              "measured_streams": measured_streams, "wall_s": seconds}  # fmt: skip
+    measured = json.loads(meter.read_text())  # CPU and streams from the moment every user runs
+    result: dict[str, Any] = {"streams": int(row["num_requests"]), "failures": row["num_failures"],
+                              "cpu_ms": measured["cpu_s"] * 1000, "measured_streams": measured["requests"],
+                              "wall_s": seconds}  # fmt: skip
     vapi = Path(str(prefix) + "_vapi.json")
     if vapi.exists():
         result["ttft"] = json.loads(vapi.read_text())["metrics"].get("ttft_ms")

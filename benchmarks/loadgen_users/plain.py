@@ -9,6 +9,8 @@ import random
 import gevent
 from locust import FastHttpUser, constant, task
 
+import benchmarks.loadgen_users.meter  # noqa: F401 (counts CPU and requests from the spawn)
+
 BODY = os.environ["LOADGEN_BODY"]
 
 

@@ -8,6 +8,7 @@ import random
 import gevent
 from locust import constant
 
+import benchmarks.loadgen_users.meter  # noqa: F401 (counts CPU and requests from the spawn)
 from harness.load.user import VapiCallUser, default_call
 
 
