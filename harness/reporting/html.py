@@ -11,12 +11,11 @@ import html
 import io
 import itertools
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from harness.reporting.document import run_document
-from harness.reporting.redact import Redactor
-from harness.results import RunEvent, RunFinished
+from harness.reporting.file_report import FileReport
+from harness.results import RunResult
 
 __all__ = ["BURST_SPAN_MS", "MAX_TIMELINES", "HtmlReport", "render_html", "render_load_html", "stalls_and_bursts"]
 
@@ -390,18 +389,9 @@ def render_load_html(summary: dict[str, Any], samples: dict[str, list[float]], v
     return _page(f"vapi-harness load {verdict}", "\n".join(parts), version)
 
 
-class HtmlReport:
+class HtmlReport(FileReport):
     """Writes the HTML report when the run ends (or is cut short)."""
 
-    def __init__(self, path: Path, redactor: Redactor) -> None:
-        self.path = path
-        self.redactor = redactor
-
-    def handle_event(self, event: RunEvent) -> None:
-        """Write on `RunFinished`."""
-        if isinstance(event, RunFinished):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(render_html(run_document(event.run, self.redactor)), encoding="utf-8")
-
-    def close(self) -> None:
-        """Nothing to release."""
+    def render(self, run: RunResult) -> str:
+        """The run as one HTML page."""
+        return render_html(run_document(run, self.redactor))

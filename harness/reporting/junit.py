@@ -4,11 +4,11 @@ a testsuite per scenario and a testcase per turn, failing with the broken expect
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 from harness.checks import Severity, Status
+from harness.reporting.file_report import FileReport
 from harness.reporting.redact import Redactor
-from harness.results import ExchangeResult, RunEvent, RunFinished, RunResult
+from harness.results import ExchangeResult, RunResult
 from harness.scenarios.runner import ScenarioResult
 
 __all__ = ["JUnitReport", "junit_tree"]
@@ -91,19 +91,10 @@ def _scenario_suite(root: ET.Element, scenario: ScenarioResult, redactor: Redact
     totals["failures"] += failures
 
 
-class JUnitReport:
+class JUnitReport(FileReport):
     """Writes the JUnit XML file when the run finishes (or is cut short)."""
 
-    def __init__(self, path: Path, redactor: Redactor) -> None:
-        self.path = path
-        self.redactor = redactor
-
-    def handle_event(self, event: RunEvent) -> None:
-        """Write on `RunFinished`."""
-        if isinstance(event, RunFinished):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tree = ET.ElementTree(junit_tree(event.run, self.redactor))
-            tree.write(self.path, encoding="utf-8", xml_declaration=True)
-
-    def close(self) -> None:
-        """Nothing to release."""
+    def render(self, run: RunResult) -> bytes:
+        """The run as JUnit XML."""
+        xml: bytes = ET.tostring(junit_tree(run, self.redactor), encoding="utf-8", xml_declaration=True)
+        return xml

@@ -5,12 +5,11 @@ Rendered from the JSON document (like every saved-run view), so it shows the sam
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from harness.reporting.document import run_document
-from harness.reporting.redact import Redactor
-from harness.results import RunEvent, RunFinished
+from harness.reporting.file_report import FileReport
+from harness.results import RunResult
 
 __all__ = ["MarkdownReport", "markdown_summary"]
 
@@ -76,19 +75,11 @@ def markdown_summary(document: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class MarkdownReport:
+class MarkdownReport(FileReport):
     """Appends the summary to a file when the run ends (GitHub's step summary is appended to, too)."""
 
-    def __init__(self, path: Path, redactor: Redactor) -> None:
-        self.path = path
-        self.redactor = redactor
+    append = True
 
-    def handle_event(self, event: RunEvent) -> None:
-        """Write on `RunFinished`."""
-        if isinstance(event, RunFinished):
-            text = markdown_summary(run_document(event.run, self.redactor))
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(text)
-
-    def close(self) -> None:
-        """Nothing to release."""
+    def render(self, run: RunResult) -> str:
+        """The run's Markdown summary."""
+        return markdown_summary(run_document(run, self.redactor))

@@ -1,0 +1,46 @@
+"""The one way a report reaches its file: rendered when the run finishes (or is cut short), then written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from harness.reporting.redact import Redactor
+from harness.results import RunEvent, RunFinished, RunResult
+
+__all__ = ["FileReport"]
+
+
+class FileReport:
+    """A report in one file; a subclass says what goes in it (`render`) and whether it is appended to."""
+
+    append: ClassVar[bool] = False  # True: added to the file's end (GitHub's step summary); False: replaced whole
+
+    def __init__(self, path: Path, redactor: Redactor) -> None:
+        self.path = path
+        self.redactor = redactor
+
+    def render(self, run: RunResult) -> str | bytes:
+        """The file's content for this run."""
+        raise NotImplementedError
+
+    def handle_event(self, event: RunEvent) -> None:
+        """Write on `RunFinished`; a replaced file is never seen half written."""
+        if not isinstance(event, RunFinished):
+            return
+        content = self.render(event.run)
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.append:
+            with self.path.open("ab") as handle:
+                handle.write(data)
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_bytes(data)
+        try:
+            tmp.replace(self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Nothing to release."""
