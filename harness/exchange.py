@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,6 +30,8 @@ class Outcome(StrEnum):
     COMPLETE = "complete"
     ABORTED = "aborted"  # we closed it on purpose (a barge-in)
     CONNECT_ERROR = "connect_error"
+    REDIRECT_LOOP = "redirect_loop"  # redirects that never reach a response
+    BAD_RESPONSE = "bad_response"  # a reply that is not valid HTTP (status line, header section)
     HEADERS_TIMEOUT = "headers_timeout"
     FIRST_DELTA_TIMEOUT = "first_delta_timeout"
     IDLE_TIMEOUT = "idle_timeout"
@@ -45,7 +49,7 @@ def _reject_constant(name: str) -> Any:
 _JS_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one decoder: building one per call costs
 
 
-def js_json(text: str | bytes) -> Any:
+def js_json(text: str | bytes | bytearray) -> Any:
     """Parse JSON as JavaScript's `JSON.parse` does: `NaN` and `Infinity` are errors, not numbers."""
     if isinstance(text, bytes | bytearray):
         text = text.decode(json.detect_encoding(text), "surrogatepass")
@@ -76,16 +80,64 @@ INVALID_JSON: Any = _Invalid()
 _UNREAD: Any = object()  # a payload parsed once for its fields, parsed again only if asked for
 
 
+class _RecentPayloads:
+    """The JSON trees of the payloads read last, by their text, bounded in count and in bytes of text.
+
+    Checks read the payload of every event, one check after another. Keeping each tree on its event for the life
+    of the exchange would keep every tree of every exchange of a run; this keeps the most recent, enough for all
+    the checks of one exchange of ordinary length. Events with the same text share one tree (never modify it);
+    a text dropped from here is parsed again when read again.
+    """
+
+    def __init__(self, max_texts: int, max_bytes: int) -> None:
+        self.max_texts = max_texts
+        self.max_bytes = max_bytes
+        self._trees: OrderedDict[str, Any] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()  # servers in threads read exchanges too
+
+    def parse(self, text: str) -> Any:
+        """`js_json(text)`, from here when it was read lately (ValueError if it is not JSON)."""
+        with self._lock:
+            tree = self._trees.get(text, _UNREAD)
+        if tree is not _UNREAD:
+            return tree
+        tree = js_json(text)
+        with self._lock:
+            if text not in self._trees:
+                self._trees[text] = tree
+                self._bytes += len(text)
+                while len(self._trees) > self.max_texts or self._bytes > self.max_bytes:
+                    dropped, _ = self._trees.popitem(last=False)
+                    self._bytes -= len(dropped)
+        return tree
+
+
+_RECENT_PAYLOADS = _RecentPayloads(max_texts=5_000, max_bytes=4 * 1024 * 1024)  # ReadLimits.max_events
+_IN_PAYLOAD: Any = object()  # a field of a large event, taken from its payload when read
+_KEPT_DELTA_BYTES = 4096  # an event larger than this keeps no copy of its content and tool calls
+
+
+def _delta_fields(payload: Any) -> tuple[str, Sequence[Any]]:
+    """The first choice's delta `content` ("" when not a string) and `tool_calls` (() when not a non-empty list)."""
+    delta = first_delta(payload)
+    if delta is None:
+        return "", ()
+    content, calls = delta.get("content"), delta.get("tool_calls")
+    return (content if isinstance(content, str) else ""), (calls if isinstance(calls, list) and calls else ())
+
+
 class ParsedEvent:
     """An SSE event with its JSON payload (`INVALID_JSON` when it does not parse, None for `[DONE]`).
 
     What the reader needs (content, tool-call fragments, finish, error and choices) is taken out when the event
-    arrives; the JSON tree itself is dropped and parsed again on first access of `payload`. A long stream, or
-    200 of them at once in a load run, then keeps one small object per event for the garbage collector to
-    scan, not the tree.
+    arrives; the JSON tree itself is dropped and parsed again on access of `payload`, and kept only while it is
+    among the most recently read (`_RecentPayloads`). A long stream, or 200 of them at once in a load run, or a
+    run of many exchanges, then keeps one small object per event for the garbage collector to scan, not the tree.
+    An event over 4 KiB keeps no copy of its content and tool calls either: they are read from its payload.
     """
 
-    __slots__ = ("_payload", "content", "finishes", "has_choices", "has_error", "json_error", "sse", "tool_calls")
+    __slots__ = ("_content", "_payload", "_tool_calls", "finishes", "has_choices", "has_error", "json_error", "sse")
 
     def __init__(
         self,
@@ -97,8 +149,8 @@ class ParsedEvent:
     ) -> None:
         self.sse = sse
         self._payload = payload
-        self.content = content
-        self.tool_calls = tool_calls
+        self._content: str = content
+        self._tool_calls: Sequence[Any] = tool_calls
         self.json_error = json_error
         self.finishes = False  # a choice with a finish_reason
         self.has_error = False  # a truthy top-level `error`
@@ -111,8 +163,29 @@ class ParsedEvent:
     def payload(self) -> Any:
         """The parsed JSON (`INVALID_JSON` when it does not parse, None for `[DONE]`)."""
         if self._payload is _UNREAD:
-            self._payload = js_json(self.sse.data)
+            return _RECENT_PAYLOADS.parse(self.sse.data)  # parsed before, so it is JSON
         return self._payload
+
+    @property
+    def content(self) -> str:
+        """The first choice's delta `content`; "" when it has none."""
+        if self._content is _IN_PAYLOAD:
+            return _delta_fields(self.payload)[0]
+        return self._content
+
+    @property
+    def tool_calls(self) -> Sequence[Any]:
+        """The first choice's delta `tool_calls` fragments; empty when it has none."""
+        if self._tool_calls is _IN_PAYLOAD:
+            return _delta_fields(self.payload)[1]
+        return self._tool_calls
+
+    def again(self, sse: SSEEvent) -> ParsedEvent:
+        """The event for `sse`, whose data equals this event's: the same fields, without parsing it again."""
+        sse.data = self.sse.data  # one string for every copy of a repeated event
+        twin = ParsedEvent(sse, self._payload, self._content, self._tool_calls, self.json_error)
+        twin.finishes, twin.has_error, twin.has_choices = self.finishes, self.has_error, self.has_choices
+        return twin
 
     @classmethod
     def parse(cls, sse: SSEEvent) -> ParsedEvent:
@@ -123,9 +196,9 @@ class ParsedEvent:
             payload = js_json(sse.data)
         except ValueError as exc:
             return cls(sse, INVALID_JSON, json_error=str(exc))
+        event = cls(sse, _UNREAD)  # the tree is parsed again if asked for, so no event keeps a large one
         if not isinstance(payload, dict):
-            return cls(sse, payload)
-        event = cls(sse, _UNREAD)
+            return event
         event.has_error = js_truthy(payload.get("error"))
         choices = payload.get("choices")
         if isinstance(choices, list):
@@ -134,11 +207,10 @@ class ParsedEvent:
                 if isinstance(choice, dict) and choice.get("finish_reason"):
                     event.finishes = True
                     break
-            delta = first_delta(payload)
-            if delta is not None:
-                content, calls = delta.get("content"), delta.get("tool_calls")
-                event.content = content if isinstance(content, str) else ""
-                event.tool_calls = calls if isinstance(calls, list) and calls else ()
+            if len(sse.data) > _KEPT_DELTA_BYTES:  # not kept twice: the payload has them, and its text is kept
+                event._content = event._tool_calls = _IN_PAYLOAD
+            else:
+                event._content, event._tool_calls = _delta_fields(payload)
         return event
 
     @property
@@ -165,13 +237,16 @@ class Exchange:
     headers: dict[str, str] = field(default_factory=dict)
     t_headers: float | None = None
     t_end: float | None = None
-    byte_chunks: list[tuple[float, int]] = field(default_factory=list)
-    body: bytes = b""
+    byte_chunks: list[tuple[float, int]] = field(default_factory=list)  # (t, size) of the first 10,000 chunks
+    body: bytes = b""  # for an SSE reply over 64 KiB, its first 64 KiB (`body_cut`); `body_bytes` counts all
     body_bytes: int = 0
     events: list[ParsedEvent] = field(default_factory=list)
-    deviations: list[Deviation] = field(default_factory=list)
+    deviations: list[Deviation] = field(default_factory=list)  # the first 100 of each kind
     comments: int = 0
     redirects: list[str] = field(default_factory=list)
+    deviation_counts: dict[str, int] = field(default_factory=dict)  # every deviation, by kind
+    body_cut: bool = False
+    _body_json: Any = field(default=_UNREAD, init=False, repr=False, compare=False)
 
     @property
     def streamed(self) -> bool:
@@ -218,42 +293,94 @@ class Exchange:
                 assembler.add(fragment, f"event {event.sse.index}")
         return [assembler.calls[i] for i in sorted(assembler.calls)]
 
+    @cached_property
+    def reply_tool_calls(self) -> list[AssembledToolCall]:
+        """The reply's tool calls, streamed (assembled) or not (`choices[0].message.tool_calls`)."""
+        if self.streamed:
+            return self.tool_calls
+        message = self.reply_message
+        calls = message.get("tool_calls") if message is not None else None
+        return [
+            AssembledToolCall(
+                index=i,
+                id=c.get("id"),
+                type="function",
+                name=c["function"].get("name"),
+                arguments=str(c["function"].get("arguments") or ""),
+            )
+            for i, c in enumerate(calls if isinstance(calls, list) else [])
+            if isinstance(c, dict) and isinstance(c.get("function"), dict)
+        ]
+
+    @cached_property
+    def reply_text(self) -> str:
+        """What the reply says, streamed (the spoken text) or not (`choices[0].message.content`)."""
+        if self.streamed:
+            return self.text
+        content = self.reply_message.get("content") if self.reply_message is not None else None
+        return content if isinstance(content, str) else ""
+
+    @cached_property
+    def reply_message(self) -> dict[str, Any] | None:
+        """A non-streamed reply's `choices[0].message`, when it is an object."""
+        body = self.body_json
+        choices = body.get("choices") if isinstance(body, dict) else None
+        first = choices[0] if isinstance(choices, list) and choices else None
+        message = first.get("message") if isinstance(first, dict) else None
+        return message if isinstance(message, dict) else None
+
     @property
     def text(self) -> str:
         """The streamed text Vapi would speak."""
         return "".join(e.content for e in self.spoken_events)
 
-    @cached_property
+    @property
     def body_json(self) -> Any:
-        """The body parsed as JSON, or `INVALID_JSON`."""
-        try:
-            return js_json(self.body)
-        except ValueError:
-            return INVALID_JSON
+        """The body parsed as JSON, or `INVALID_JSON`; a tree of a body over 64 KiB is parsed again, not kept."""
+        value = self._body_json
+        if value is not _UNREAD:
+            return value
+        if self.body_cut:  # the recorder cut it only after finding that the whole body is not JSON
+            value = INVALID_JSON
+        else:
+            try:
+                value = js_json(self.body)
+            except ValueError:
+                value = INVALID_JSON
+        if value is INVALID_JSON or len(self.body) <= _KEPT_BODY_BYTES:
+            self._body_json = value
+        return value
 
     def body_excerpt(self, limit: int = 300) -> str:
         """The start of the body as text, for messages."""
         text = self.body[:limit].decode("utf-8", errors="replace")
-        return text + ("…" if len(self.body) > limit else "")
+        return text + ("…" if len(self.body) > limit or self.body_cut else "")
+
+
+_KEPT_BODY_BYTES = 64 * 1024  # what an exchange keeps of an SSE body, and the largest body whose tree it keeps
+_KEPT_BYTE_CHUNKS = 10_000  # arrival stamps kept per exchange (the report's timeline shows the first 2,000 items)
 
 
 class Recorder:
     """Feeds a reply's bytes into an `Exchange`: the sans-IO half of the stream reader, shared by every transport."""
 
-    def __init__(self, exchange: Exchange, max_event_bytes: int = 1024 * 1024) -> None:
+    def __init__(self, exchange: Exchange, max_event_bytes: int = 1024 * 1024, max_events: int | None = None) -> None:
         self.exchange = exchange
+        self.max_events = max_events
         self.finished_at: float | None = None  # when [DONE] or a finish_reason arrived
         self.first_delta_at: float | None = None
+        self.events_cut = False  # events beyond `max_events` arrived and were not recorded
         self._decoder = SSEDecoder(max_event_bytes)
         self._body = bytearray()
 
     def feed(self, data: bytes, t: float) -> list[ParsedEvent]:
-        """Record `data`, received at `t`; return the events it completed."""
+        """Record `data`, received at `t`; return the events it completed (none beyond `max_events`)."""
         exchange = self.exchange
-        exchange.byte_chunks.append((t, len(data)))
+        if len(exchange.byte_chunks) < _KEPT_BYTE_CHUNKS:
+            exchange.byte_chunks.append((t, len(data)))
         exchange.body_bytes += len(data)
         self._body += data
-        events = [ParsedEvent.parse(sse) for sse in self._decoder.feed(data, t)]
+        events = self._parse(self._decoder.feed(data, t))
         for event in events:
             exchange.events.append(event)
             if self.finished_at is None and (event.sse.is_done or event.finishes):
@@ -264,13 +391,46 @@ class Recorder:
 
     def end_of_body(self, t: float) -> None:
         """The body ended at `t`: an unterminated last event is recorded as such."""
-        self.exchange.events.extend(ParsedEvent.parse(sse) for sse in self._decoder.close(t))
+        self.exchange.events.extend(self._parse(self._decoder.close(t)))
+
+    def _parse(self, sses: list[SSEEvent]) -> list[ParsedEvent]:
+        if self.max_events is not None and len(self.exchange.events) + len(sses) > self.max_events:
+            sses = sses[: max(self.max_events - len(self.exchange.events), 0)]
+            self.events_cut = True
+        events = []
+        previous = self.exchange.events[-1] if self.exchange.events else None
+        for sse in sses:
+            # A stream that repeats one chunk (an endless or stuck one) keeps one string and parses it once.
+            if previous is not None and sse.data == previous.sse.data:
+                event = previous.again(sse)
+            else:
+                event = ParsedEvent.parse(sse)
+            events.append(event)
+            previous = event
+        return events
 
     def finish(self, t: float) -> Exchange:
-        """Stop recording at `t` (whatever the outcome) and fill in the body and deviations."""
+        """Stop recording at `t` (whatever the outcome) and fill in the body and deviations.
+
+        An SSE body over 64 KiB is kept only in part: its events hold what the checks read, and the reports quote
+        only its start. A body that parses as JSON is kept whole whatever else it holds.
+        """
         exchange = self.exchange
         exchange.t_end = t
-        exchange.body = bytes(self._body)
+        body = self._body
+        if len(body) > _KEPT_BODY_BYTES and exchange.events and not _is_json(body):
+            exchange.body, exchange.body_cut = bytes(body[:_KEPT_BODY_BYTES]), True
+        else:
+            exchange.body = bytes(body)
         exchange.deviations = self._decoder.deviations
+        exchange.deviation_counts = self._decoder.deviation_counts
         exchange.comments = self._decoder.comments
         return exchange
+
+
+def _is_json(body: bytes | bytearray) -> bool:
+    try:
+        js_json(body)
+    except ValueError:
+        return False
+    return True

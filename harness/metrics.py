@@ -27,6 +27,8 @@ _SENTENCE_END = frozenset(".!?")
 # Vapi's flush tag: <flush />, <flush> or </flush>, any case and spacing.
 _FLUSH = re.compile(r"<\s*flush\s*/?>|<\s*/\s*flush\s*>", re.IGNORECASE)
 
+_CUT_BY_US = frozenset({Outcome.ABORTED, Outcome.CANCELLED})
+
 # name -> unit, in report order
 METRICS = {
     "headers_ms": "ms",
@@ -44,7 +46,8 @@ METRICS = {
 def first_sentence_time(exchange: Exchange) -> float | None:
     """When the first speakable sentence was complete: >= 30 chars ending at . ! ? or a flush tag.
 
-    If the reply ends first, its end (Vapi speaks the rest when the stream ends); None without content.
+    If the reply ends first, its end (Vapi speaks the rest when the stream ends); None without content, and
+    None when the reply was cut (a barge-in, a break) before a sentence was complete: no sentence was spoken.
     """
     text = ""
     last_t = None
@@ -59,9 +62,9 @@ def first_sentence_time(exchange: Exchange) -> float | None:
         for i in range(max(start, FIRST_SENTENCE_MIN_CHARS - 1), len(text)):
             if text[i] in _SENTENCE_END:
                 return event.sse.t
-    if last_t is None or not text.strip():
+    if last_t is None or not text.strip() or exchange.outcome is not Outcome.COMPLETE:
         return None
-    return exchange.t_end if exchange.outcome is Outcome.COMPLETE and exchange.t_end else last_t
+    return exchange.t_end or last_t
 
 
 def longest_content_gap(exchange: Exchange) -> tuple[float, int] | None:
@@ -89,7 +92,8 @@ def exchange_metrics(exchange: Exchange) -> dict[str, float | None]:
         "ttft_ms": exchange.ms(content[0].sse.t) if content else None,
         "first_tool_delta_ms": exchange.ms(tools[0].sse.t) if tools else None,
         "first_sentence_ms": exchange.ms(first_sentence_time(exchange)),
-        "total_ms": exchange.ms(exchange.t_end),
+        # A reply the caller cut off has no total: it did not end, we stopped reading it.
+        "total_ms": None if exchange.outcome in _CUT_BY_US else exchange.ms(exchange.t_end),
         "max_gap_ms": gap[0] if gap else None,
         "chunk_count": float(len(spoken)) if exchange.streamed else None,
         "content_chars_per_s": rate,

@@ -74,15 +74,26 @@ class CheckSummary:
     id: str
     severity: Severity
     rationale: str
-    runs: int = 0
+    runs: int = 0  # exchanges it judged
     failures: list[tuple[ExchangeResult, Finding]] = field(default_factory=list)
+    unjudged: dict[str, int] = field(default_factory=dict)  # why it had nothing to judge -> how many exchanges
 
     @property
     def status(self) -> Status:
-        """FAILED if any exchange failed it, SKIPPED if it never applied."""
+        """FAILED if any exchange failed it, PASSED if it judged one, else NOT_JUDGED (never a pass)."""
         if self.failures:
             return Status.FAILED
-        return Status.PASSED if self.runs else Status.SKIPPED
+        return Status.PASSED if self.runs else Status.NOT_JUDGED
+
+    @property
+    def not_judged_reason(self) -> str:
+        """Why it judged nothing (the most common reasons), or "" when it judged something."""
+        if self.runs:
+            return ""
+        if not self.unjudged:
+            return "no probe of this run concerns it"
+        reasons = sorted(self.unjudged.items(), key=lambda item: -item[1])
+        return "; ".join(reason for reason, _ in reasons[:2]) + ("; ..." if len(reasons) > 2 else "")
 
     @property
     def worst(self) -> Severity | None:
@@ -114,21 +125,32 @@ class RunResult:
         for result in self.results:
             for finding in result.findings:
                 summary = summaries[finding.check]
+                if finding.status is Status.NOT_JUDGED:
+                    summary.unjudged[finding.title] = summary.unjudged.get(finding.title, 0) + 1
+                    continue
                 summary.runs += 1
                 if finding.status is Status.FAILED:
                     summary.failures.append((result, finding))
         return sorted(summaries.values(), key=lambda s: s.severity is not Severity.ERROR)
 
-    def latency(self) -> dict[str, Distribution]:
-        """Distributions of each metric over the streamed turns that completed (what a voice call sees)."""
+    def latency_samples(self) -> dict[str, list[float]]:
+        """Each metric's samples over the streamed turns that completed (what a voice call sees), sorted.
+
+        The one source of every latency table and chart of a run; metrics with no sample are left out.
+        """
         turns = [
             r
             for r in self.results
             if r.exchange.outcome is Outcome.COMPLETE and r.exchange.streamed and r.probe.expect is Expect.TURN
         ]
+        samples = {name: sorted(v for r in turns if (v := r.metrics.get(name)) is not None) for name in METRICS}
+        return {name: values for name, values in samples.items() if values}
+
+    def latency(self) -> dict[str, Distribution]:
+        """Distributions of each metric over `latency_samples`."""
         out = {}
-        for name in METRICS:
-            dist = Distribution.of(r.metrics.get(name) for r in turns)
+        for name, values in self.latency_samples().items():
+            dist = Distribution.of(values)
             if dist is not None:
                 out[name] = dist
         return out
@@ -139,6 +161,7 @@ class RunResult:
         return {
             "exchanges": len(self.results),
             "checks_passed": sum(s.status is Status.PASSED for s in checks),
+            "checks_not_judged": sum(s.status is Status.NOT_JUDGED for s in checks),
             "errors": sum(s.worst is Severity.ERROR for s in checks),
             "warnings": sum(s.worst is Severity.WARNING for s in checks),
             "scenarios": len(self.scenarios),
@@ -171,6 +194,7 @@ class ProbeStarted:
     repeat: int
     index: int
     total: int
+    exchange: Exchange | None = None  # filled in while it is read (a live progress line reads it)
 
 
 @dataclass(frozen=True)

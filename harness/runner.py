@@ -47,11 +47,13 @@ class RunSettings:
     disabled_checks: frozenset[str] = frozenset()
 
 
+OPTIONAL_NOTE = "warns only: Vapi would not send this to your assistant"
+
+
 def _as_warning(finding: Finding) -> Finding:
     if finding.status is not Status.FAILED or finding.severity is Severity.WARNING:
         return finding
-    note = "Vapi does not send this request with the configured assistant, so this is a warning."
-    return replace(finding, severity=Severity.WARNING, detail=f"{finding.detail}\n{note}".strip())
+    return replace(finding, severity=Severity.WARNING, note=OPTIONAL_NOTE)
 
 
 class Runner:
@@ -82,8 +84,10 @@ class Runner:
             for repeat in range(1, self.settings.repeat + 1):
                 for probe in self.probes:
                     index += 1
-                    yield ProbeStarted(probe, repeat, index, total)
+                    if probe.pause_before_s:
+                        await asyncio.sleep(probe.pause_before_s)
                     exchange = Exchange(probe.request, time.perf_counter())
+                    yield ProbeStarted(probe, repeat, index, total, exchange)
                     try:
                         await read_into(
                             session, exchange, self.settings.limits, abort_after_content=probe.abort_after_content

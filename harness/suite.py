@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checks import Expect
+from harness.scenarios.model import BARGE_IN_PAUSE_MS
 from mock_vapi import CallContext, CustomLLMModel, MetadataSendMode, VapiRequest, build_request
 
 __all__ = ["SYSTEM_PROMPT", "WEATHER_TOOL", "Probe", "Target", "default_probes"]
@@ -46,6 +47,8 @@ class Probe:
     request: VapiRequest
     expect: Expect = Expect.TURN
     abort_after_content: bool = False
+    # Wait this long before sending (after a barge-in, Vapi re-sends once the caller stops speaking).
+    pause_before_s: float = 0.0
     # Vapi does not send this request with the configured assistant: its failures are warnings.
     optional: bool = False
     # For a replayed request: what the recorded reply did (`status`, `tool_names`, `has_content`).
@@ -60,8 +63,11 @@ def _history(user: str) -> list[dict[str, object]]:
     ]
 
 
-def default_probes(target: Target) -> list[Probe]:
-    """The default suite, in the order it runs."""
+def default_probes(target: Target, *, barge_in_pause_ms: float = BARGE_IN_PAUSE_MS) -> list[Probe]:
+    """The default suite, in the order it runs.
+
+    `barge_in_pause_ms`: from the barge-in's abort to the re-sent turn, as Vapi waits for the caller to finish.
+    """
     model, key = target.model, target.api_key
     context = CallContext.inbound_phone_call(metadata=target.metadata)
 
@@ -157,8 +163,16 @@ def default_probes(target: Target) -> list[Probe]:
     probes.append(
         Probe(
             "after_barge_in",
-            "The re-POSTed turn after a barge-in must succeed",
+            f"The turn re-sent {barge_in_pause_ms:g} ms after the barge-in (the caller finished speaking) must succeed",
             turn(_history("What time do you open tomorrow, and on Saturday?")),
+            pause_before_s=barge_in_pause_ms / 1000,
+        )
+    )
+    probes.append(
+        Probe(
+            "turn_after_barge_in",
+            "One more ordinary turn: the server is still healthy after the interruption",
+            turn(_history("Thanks. Do you take walk-ins?")),
         )
     )
     return probes

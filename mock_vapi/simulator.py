@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 
 from harness.exchange import Exchange, Outcome
-from harness.protocol import AssembledToolCall
+from harness.protocol import AssembledToolCall, repeated_tool_call
 from harness.reader import ReadLimits, read_into
 from harness.scenarios.model import Interrupt, Scenario
 from mock_vapi.context import CallContext
@@ -200,6 +200,8 @@ class CallSimulator:
                 played.interrupted = True
                 if not exchange.reached or exchange.outcome is not Outcome.ABORTED:
                     break  # the reply ended (or failed) before the barge-in point: nothing to cut
+                # Vapi sends the next request once the caller stops speaking, not at the abort.
+                await asyncio.sleep(interrupt.pause_ms / 1000)
                 if interrupt.user is not None:
                     utterance = interrupt.user  # the caller kept talking: the turn goes again, longer
                     continue
@@ -231,10 +233,16 @@ class CallSimulator:
                 played.problem = exchange.error or f"HTTP {exchange.status}"
                 record.ended_reason = _ended_reason(exchange)
                 break
-            text, calls = _reply(exchange)
+            text, calls = exchange.reply_text, exchange.reply_tool_calls
             if text.strip():
                 said.append(self._spoken(text, cut=False))
             if not calls:
+                break
+            repeated = repeated_tool_call(history, calls)
+            if repeated is not None:  # Vapi would run it again and again: the caller never hears the answer
+                played.problem = (
+                    f"endless tool loop: {repeated.name} called again with the same arguments after its result"
+                )
                 break
             message: dict[str, Any] = {
                 "role": "assistant",
@@ -355,24 +363,6 @@ class CallSimulator:
             run.result = value if isinstance(value, str) else json.dumps(value)
         else:
             run.error = str(result.get("error", "no result returned"))
-
-
-def _reply(exchange: Exchange) -> tuple[str, list[AssembledToolCall]]:
-    """The text and the assembled tool calls of a complete reply, streamed or not."""
-    if exchange.streamed:
-        return exchange.text, exchange.tool_calls
-    body = exchange.body_json
-    try:
-        message = body["choices"][0]["message"]
-    except (TypeError, KeyError, IndexError):
-        return "", []
-    calls = [
-        AssembledToolCall(index=i, id=c.get("id"), type="function", name=c["function"]["name"],
-                          arguments=c["function"].get("arguments") or "")
-        for i, c in enumerate(message.get("tool_calls") or [])
-        if isinstance(c, dict) and isinstance(c.get("function"), dict)
-    ]  # fmt: skip
-    return str(message.get("content") or ""), calls
 
 
 _ENDED_BY_STATUS = {

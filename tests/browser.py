@@ -1,5 +1,9 @@
 """Headless Chromium for tests: Debian's `chromium`, installed by the test set-up when missing, driven over the
-DevTools protocol (aiohttp's websocket client) to load a page and collect its console errors."""
+DevTools protocol (aiohttp's websocket client) to load a page (a file or a URL), wait for it to show what is
+expected, and collect its console errors.
+
+A test that needs the browser calls `require_chromium()`: without one it is skipped on a developer's machine, and
+it fails under CI (`CI=true`), where no test may be skipped."""
 
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
-__all__ = ["FLAGS", "PageLoad", "chromium", "load_page"]
+__all__ = ["FLAGS", "PageLoad", "chromium", "load_page", "load_url", "require_chromium"]
 
 # Without the background-networking flags Chromium keeps trying hosts this closed network refuses.
 FLAGS = (
@@ -26,8 +31,20 @@ FLAGS = (
 _INSTALL_TIMEOUT_S = 900
 
 
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
 def chromium() -> tuple[str | None, str]:
-    """The browser's path, installing Debian's package when it is missing; else None and why."""
+    """The browser's path, installing Debian's package when it is missing; else None and why (a test may skip
+    then). Under CI a missing browser fails the test here: no test is skipped in CI."""
+    found, why = _find_or_install()
+    if found is None and _in_ci():
+        pytest.fail(f"CI needs a browser for this test: {why}")
+    return found, why
+
+
+def _find_or_install() -> tuple[str | None, str]:
     found = shutil.which("chromium")
     if found:
         return found, ""
@@ -47,15 +64,30 @@ def chromium() -> tuple[str | None, str]:
     return (found, "") if found else (None, "apt-get installed chromium but it is not on PATH")
 
 
+def require_chromium() -> str:
+    """The browser's path; without one, the test is skipped, or fails under CI (no test is skipped there)."""
+    found, why = chromium()
+    if found is None:
+        pytest.skip(why)
+    return found
+
+
 @dataclass
 class PageLoad:
-    """What a page did when it loaded."""
+    """What a page did when it loaded: console errors, the value of each expression, and which wait steps held
+    (each is a JavaScript expression polled until it is truthy)."""
 
     errors: list[str] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
+    steps_held: list[str] = field(default_factory=list)
 
 
-async def _session(port: int, page: Path, expressions: dict[str, str]) -> PageLoad:
+_STEP_POLL_S = 0.1
+
+
+async def _session(
+    port: int, url: str, expressions: dict[str, str], steps: tuple[str, ...] = (), step_timeout_s: float = 20.0
+) -> PageLoad:
     result = PageLoad()
     async with aiohttp.ClientSession() as http:
         async with http.get(f"http://127.0.0.1:{port}/json/list") as response:
@@ -92,8 +124,17 @@ async def _session(port: int, page: Path, expressions: dict[str, str]) -> PageLo
             try:
                 for domain in ("Runtime", "Log", "Page"):
                     await send(f"{domain}.enable")
-                await send("Page.navigate", url=page.resolve().as_uri())
+                await send("Page.navigate", url=url)
                 await asyncio.wait_for(loaded.wait(), 30)
+                for step in steps:  # each polled until truthy, a bounded number of times
+                    for _ in range(int(step_timeout_s / _STEP_POLL_S)):
+                        evaluated = await send("Runtime.evaluate", expression=step, returnByValue=True)
+                        if evaluated["result"].get("value"):
+                            result.steps_held.append(step)
+                            break
+                        await asyncio.sleep(_STEP_POLL_S)
+                    else:
+                        break  # a step that never held: the rest would not hold either
                 for name, expression in expressions.items():
                     evaluated = await send("Runtime.evaluate", expression=expression, returnByValue=True)
                     result.values[name] = evaluated["result"].get("value")
@@ -104,6 +145,14 @@ async def _session(port: int, page: Path, expressions: dict[str, str]) -> PageLo
 
 def load_page(browser: str, page: Path, expressions: dict[str, str]) -> PageLoad:
     """Open `page` in a fresh headless Chromium; its console errors, and the values of `expressions`."""
+    return load_url(browser, page.resolve().as_uri(), expressions)
+
+
+def load_url(
+    browser: str, url: str, expressions: dict[str, str], steps: tuple[str, ...] = (), step_timeout_s: float = 20.0
+) -> PageLoad:
+    """Open `url` in a fresh headless Chromium, wait for each of `steps` in turn (JavaScript polled until truthy,
+    at most `step_timeout_s` each: a step may click), then evaluate `expressions`."""
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         command = [browser, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -114,7 +163,7 @@ def load_page(browser: str, page: Path, expressions: dict[str, str]) -> PageLoad
                     break
                 time.sleep(0.05)
             port = int(port_file.read_text().splitlines()[0])
-            return asyncio.run(_session(port, page, expressions))
+            return asyncio.run(_session(port, url, expressions, steps, step_timeout_s))
         finally:
             process.kill()
             process.wait(timeout=30)

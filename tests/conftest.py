@@ -59,12 +59,12 @@ class CliRun:
         return next(c for c in self.report["checks"] if c["id"] == check_id)
 
     def failed(self, severity: str | None = None) -> set[str]:
-        """Ids of failed checks (of one severity)."""
+        """Ids of failed checks (with a failure of one severity: a check can fail with less than its own)."""
         assert self.report is not None
         return {
             c["id"]
             for c in self.report["checks"]
-            if c["status"] == "failed" and (severity is None or c["severity"] == severity)
+            if c["status"] == "failed" and (severity is None or any(f["severity"] == severity for f in c["failures"]))
         }
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NoReturn
 
-from harness.exchange import Exchange
+from harness.exchange import Exchange, Outcome
 
 __all__ = [
     "REGISTRY",
@@ -20,6 +20,9 @@ __all__ = [
     "Status",
     "Thresholds",
     "check",
+    "no_reply_reason",
+    "not_applicable",
+    "outcome_words",
     "run_checks",
 ]
 
@@ -45,7 +48,7 @@ class Status(StrEnum):
 
     PASSED = "passed"
     FAILED = "failed"
-    SKIPPED = "skipped"
+    NOT_JUDGED = "not_judged"  # nothing to judge (no reply, a cut stream, no chunk): never counted as a pass
 
 
 @dataclass(frozen=True)
@@ -68,16 +71,39 @@ class CheckContext:
 
 
 class CheckFailed(Exception):
-    """A rule did not hold; `title` is short, `detail` quotes what was received."""
+    """A rule did not hold; `title` is short, `detail` quotes what was received.
 
-    def __init__(self, title: str, detail: str = "") -> None:
+    `severity` lowers a check's own severity for this finding (a refusal with an odd status is a warning where
+    serving the request would be an error); None keeps the check's. `event` is the index of the SSE event at
+    fault, when there is one (the HTML timeline marks it).
+    """
+
+    def __init__(
+        self, title: str, detail: str = "", *, severity: Severity | None = None, event: int | None = None
+    ) -> None:
         super().__init__(title)
         self.title = title
         self.detail = detail
+        self.severity = severity
+        self.event = event
 
 
 class _NotApplicable(Exception):
-    pass
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def outcome_words(outcome: Outcome) -> str:
+    """An outcome as words for a message: `first_delta_timeout` -> "first delta timeout"."""
+    return outcome.value.replace("_", " ")
+
+
+def no_reply_reason(exchange: Exchange) -> str:
+    """Why a check that reads the reply had nothing to judge: no response, or not a 2xx one."""
+    if exchange.status is None:
+        return f"no response ({outcome_words(exchange.outcome)})"
+    return f"no 2xx reply (HTTP {exchange.status})"
 
 
 @dataclass(frozen=True)
@@ -92,15 +118,17 @@ class Check:
     needs_success: bool
     func: Callable[[CheckContext, Exchange], None]
 
-    def applies(self, ctx: CheckContext, exchange: Exchange) -> bool:
-        """True when this check has something to judge in `exchange`."""
+    def concerns(self, ctx: CheckContext, exchange: Exchange) -> bool:
+        """True when this check is about this kind of probe (its expectation, streamed or not)."""
         if ctx.expect not in self.expects:
             return False
-        if self.streamed is not None and exchange.streamed != self.streamed:
+        return self.streamed is None or exchange.streamed == self.streamed
+
+    def applies(self, ctx: CheckContext, exchange: Exchange) -> bool:
+        """True when this check has something to judge in `exchange`."""
+        if not self.concerns(ctx, exchange):
             return False
-        if self.needs_success:
-            return exchange.status is not None and 200 <= exchange.status < 300
-        return True
+        return not self.needs_success or (exchange.status is not None and 200 <= exchange.status < 300)
 
     def __call__(self, ctx: CheckContext, exchange: Exchange) -> None:
         self.func(ctx, exchange)
@@ -137,27 +165,43 @@ def check(
 
 @dataclass(frozen=True)
 class Finding:
-    """One check's verdict on one exchange."""
+    """One check's verdict on one exchange; for `NOT_JUDGED`, `title` says why there was nothing to judge.
+
+    `note` says why a failure's severity was lowered (a probe Vapi would not send with this assistant).
+    """
 
     check: str
     severity: Severity
     status: Status
     title: str = ""
     detail: str = ""
+    note: str = ""
+    event: int | None = None  # the SSE event at fault, when one is
 
 
 def run_checks(ctx: CheckContext, exchange: Exchange, disabled: frozenset[str] = frozenset()) -> list[Finding]:
-    """Run every applicable registered check; a check that crashes is reported, never raised."""
+    """Run every registered check this probe concerns; a check that crashes is reported, never raised.
+
+    A check with nothing to judge (no 2xx reply where it needs one, or its own `not_applicable`) yields a
+    `NOT_JUDGED` finding with the reason; a check about other probes yields nothing.
+    """
     findings = []
     for item in REGISTRY.values():
-        if item.id in disabled or not item.applies(ctx, exchange):
+        if not item.concerns(ctx, exchange):
+            continue
+        if item.id in disabled:
+            findings.append(Finding(item.id, item.severity, Status.NOT_JUDGED, "switched off"))
+            continue
+        if not item.applies(ctx, exchange):
+            findings.append(Finding(item.id, item.severity, Status.NOT_JUDGED, no_reply_reason(exchange)))
             continue
         try:
             item(ctx, exchange)
         except CheckFailed as failed:
-            findings.append(Finding(item.id, item.severity, Status.FAILED, failed.title, failed.detail))
-        except _NotApplicable:
-            continue
+            severity = failed.severity or item.severity
+            findings.append(Finding(item.id, severity, Status.FAILED, failed.title, failed.detail, event=failed.event))
+        except _NotApplicable as unjudged:
+            findings.append(Finding(item.id, item.severity, Status.NOT_JUDGED, unjudged.reason))
         except Exception as exc:  # a bug in a check must not lose the run
             findings.append(
                 Finding(
@@ -169,6 +213,6 @@ def run_checks(ctx: CheckContext, exchange: Exchange, disabled: frozenset[str] =
     return findings
 
 
-def not_applicable() -> NoReturn:
-    """Called by a check that finds nothing to judge in this exchange."""
-    raise _NotApplicable
+def not_applicable(reason: str) -> NoReturn:
+    """Called by a check that finds nothing to judge in this exchange; `reason` says why, for the reports."""
+    raise _NotApplicable(reason)

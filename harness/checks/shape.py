@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable
+from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable, outcome_words
 from harness.exchange import INVALID_JSON, Exchange, Outcome, ParsedEvent, js_truthy
 from harness.protocol import FINISH_REASONS, schema_errors
 
@@ -13,6 +13,9 @@ TURN = (Expect.TURN,)
 
 
 def _chunks(exchange: Exchange) -> list[ParsedEvent]:
+    """The chunks Vapi reads; a check over chunks has nothing to judge without one."""
+    if not exchange.spoken_events:
+        not_applicable("no chunk that Vapi reads")
     return exchange.spoken_events
 
 
@@ -29,7 +32,7 @@ def chunks_have_choices(ctx: CheckContext, exchange: Exchange) -> None:
         if isinstance(payload, dict) and js_truthy(payload.get("error")):
             continue  # judged by chunk_has_no_error
         if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
-            raise CheckFailed(f"Chunk {event.sse.index} has no `choices` array", _quote(payload))
+            raise CheckFailed(f"Chunk {event.sse.index} has no `choices` array", _quote(payload), event=event.sse.index)
 
 
 @check(Severity.ERROR, on=TURN, streamed=True)
@@ -37,14 +40,14 @@ def chunk_has_no_error(ctx: CheckContext, exchange: Exchange) -> None:
     """No chunk carries a top-level `error`; the SDK raises on it and the turn fails."""
     for event in _chunks(exchange):
         if isinstance(event.payload, dict) and js_truthy(event.payload.get("error")):
-            raise CheckFailed(f"Chunk {event.sse.index} is an error", _quote(event.payload))
+            raise CheckFailed(f"Chunk {event.sse.index} is an error", _quote(event.payload), event=event.sse.index)
 
 
 @check(Severity.WARNING, on=TURN, streamed=True)
 def finish_reason_is_valid(ctx: CheckContext, exchange: Exchange) -> None:
     """The stream gives a `finish_reason` from OpenAI's set."""
-    if exchange.outcome is not Outcome.COMPLETE:
-        not_applicable()  # a cut-off stream is judged by the transport checks
+    if exchange.outcome is not Outcome.COMPLETE:  # a cut-off stream is judged by the transport checks
+        not_applicable(f"the stream was not read to its end ({outcome_words(exchange.outcome)})")
     reasons = []
     for event in _chunks(exchange):
         for choice in event.payload.get("choices") or [] if isinstance(event.payload, dict) else []:
@@ -52,7 +55,7 @@ def finish_reason_is_valid(ctx: CheckContext, exchange: Exchange) -> None:
                 reasons.append(choice["finish_reason"])
     if not reasons:
         if not exchange.content_events:
-            not_applicable()
+            not_applicable("no content and no tool call")
         raise CheckFailed("No finish_reason in the stream")
     bad = [r for r in reasons if r not in FINISH_REASONS]
     if bad:
@@ -77,6 +80,7 @@ def first_delta_has_role(ctx: CheckContext, exchange: Exchange) -> None:
         if not isinstance(delta, dict) or delta.get("role") != "assistant":
             raise CheckFailed("The first delta has no role 'assistant'", _quote(event.payload))
         return
+    not_applicable("no chunk with choices")
 
 
 @check(Severity.WARNING, on=TURN, streamed=True)
@@ -88,9 +92,13 @@ def chunk_fields_present(ctx: CheckContext, exchange: Exchange) -> None:
             continue
         missing = [k for k in ("id", "model", "object") if k not in payload]
         if missing:
-            raise CheckFailed(f"Chunk {event.sse.index} lacks {', '.join(missing)}", _quote(payload))
+            raise CheckFailed(
+                f"Chunk {event.sse.index} lacks {', '.join(missing)}", _quote(payload), event=event.sse.index
+            )
         if payload["object"] != "chat.completion.chunk":
-            raise CheckFailed(f"Chunk {event.sse.index} has object {payload['object']!r}", _quote(payload))
+            raise CheckFailed(
+                f"Chunk {event.sse.index} has object {payload['object']!r}", _quote(payload), event=event.sse.index
+            )
 
 
 @check(Severity.WARNING, on=TURN, streamed=True)
@@ -109,20 +117,29 @@ def chunk_fields_consistent(ctx: CheckContext, exchange: Exchange) -> None:
 @check(Severity.WARNING, on=TURN, streamed=True)
 def chunks_match_openai_schema(ctx: CheckContext, exchange: Exchange) -> None:
     """Every chunk validates against the `openai` package's `ChatCompletionChunk` schema."""
+    valid: set[str] = set()  # texts of chunks found valid; schema_errors also validates each shape of chunk once
     for event in _chunks(exchange):
-        if isinstance(event.payload, dict) and js_truthy(event.payload.get("error")):
+        if event.sse.data in valid:
             continue
-        errors = schema_errors("chunk", event.payload)
+        payload = event.payload
+        if isinstance(payload, dict) and js_truthy(payload.get("error")):
+            continue
+        errors = schema_errors("chunk", payload)
         if errors:
-            raise CheckFailed(f"Chunk {event.sse.index} does not match ChatCompletionChunk", "; ".join(errors))
+            raise CheckFailed(
+                f"Chunk {event.sse.index} does not match ChatCompletionChunk", "; ".join(errors), event=event.sse.index
+            )
+        valid.add(event.sse.data)
 
 
 @check(Severity.WARNING, on=TURN, streamed=True)
 def usage_when_requested(ctx: CheckContext, exchange: Exchange) -> None:
     """With `stream_options.include_usage`, a final chunk carries `usage`."""
     options = (exchange.request.json_body or {}).get("stream_options") or {}
-    if not options.get("include_usage") or exchange.outcome is not Outcome.COMPLETE:
-        not_applicable()
+    if not options.get("include_usage"):
+        not_applicable("the request did not ask for usage")
+    if exchange.outcome is not Outcome.COMPLETE:
+        not_applicable(f"the stream was not read to its end ({outcome_words(exchange.outcome)})")
     if not any(isinstance(e.payload, dict) and isinstance(e.payload.get("usage"), dict) for e in _chunks(exchange)):
         raise CheckFailed("No usage chunk although stream_options.include_usage was set")
 
@@ -148,7 +165,7 @@ def completion_matches_openai_schema(ctx: CheckContext, exchange: Exchange) -> N
     """A non-streamed reply validates against the `openai` package's `ChatCompletion` schema."""
     body = exchange.body_json
     if body is INVALID_JSON:
-        not_applicable()
+        not_applicable("the reply is not JSON (message_in_reply judges that)")
     errors = schema_errors("completion", body)
     if errors:
         raise CheckFailed("The reply does not match ChatCompletion", "; ".join(errors))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check
+from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable, outcome_words
 from harness.exchange import INVALID_JSON, Exchange, Outcome
 from harness.metrics import first_sentence_time, longest_content_gap
 
@@ -13,11 +13,18 @@ def _deviations(exchange: Exchange, kind: str) -> list[str]:
     return [d.detail for d in exchange.deviations if d.kind == kind]
 
 
+def _read_to_end(exchange: Exchange) -> None:
+    """Not judged unless the body was read to its end (a cut stream proves nothing about how it ends)."""
+    if exchange.outcome is not Outcome.COMPLETE:
+        not_applicable(f"the stream was not read to its end ({outcome_words(exchange.outcome)})")
+
+
 @check(Severity.ERROR, on=TURN, streamed=True)
 def stream_is_sse(ctx: CheckContext, exchange: Exchange) -> None:
     """A `stream: true` request gets SSE events; a JSON body parses as zero events and the caller hears silence."""
-    if exchange.events or exchange.outcome is not Outcome.COMPLETE:
+    if exchange.events:
         return
+    _read_to_end(exchange)
     if exchange.body_json is not INVALID_JSON:
         raise CheckFailed(
             "JSON body answering a stream request",
@@ -31,26 +38,34 @@ def stream_is_sse(ctx: CheckContext, exchange: Exchange) -> None:
 @check(Severity.ERROR, on=TURN, streamed=True)
 def sse_data_is_json(ctx: CheckContext, exchange: Exchange) -> None:
     """Every `data:` payload is JSON or `[DONE]`; anything else makes the SDK throw mid-turn."""
+    if not exchange.events:
+        not_applicable("no SSE events")
     for event in exchange.events:
         if event.payload is INVALID_JSON and event.sse.terminated and not event.sse.after_done:
             raise CheckFailed(
-                f"Event {event.sse.index} is not JSON", f"{event.json_error}; data: {event.sse.data[:200]!r}"
+                f"Event {event.sse.index} is not JSON",
+                f"{event.json_error}; data: {event.sse.data[:200]!r}",
+                event=event.sse.index,
             )
 
 
 @check(Severity.ERROR, on=TURN, streamed=True)
 def last_event_terminated(ctx: CheckContext, exchange: Exchange) -> None:
     """Every event ends with a blank line; the SDK drops an unterminated last event, so its text is never spoken."""
+    _read_to_end(exchange)
     for event in exchange.events:
         if not event.sse.terminated and (event.content.strip() or event.tool_calls):
             raise CheckFailed(
-                "The last event was never terminated and its content is lost", f"data: {event.sse.data[:200]!r}"
+                "The last event was never terminated and its content is lost",
+                f"data: {event.sse.data[:200]!r}",
+                event=event.sse.index,
             )
 
 
 @check(Severity.WARNING, on=TURN, streamed=True)
 def events_are_terminated(ctx: CheckContext, exchange: Exchange) -> None:
     """The body does not end inside an event (even one without content)."""
+    _read_to_end(exchange)
     details = _deviations(exchange, "unterminated_event")
     if details:
         raise CheckFailed("The body ended inside an event", details[0])
@@ -62,8 +77,9 @@ def first_delta_within_timeout(ctx: CheckContext, exchange: Exchange) -> None:
     timeout_s = exchange.request.timeout_s
     if exchange.outcome is Outcome.FIRST_DELTA_TIMEOUT:
         raise CheckFailed(f"No content or tool call within {timeout_s:g} s", exchange.error or "")
-    if exchange.outcome is not Outcome.COMPLETE or not exchange.events:
-        return  # judged by the transport checks and stream_is_sse
+    _read_to_end(exchange)  # a cut or broken reply is judged by the transport checks
+    if not exchange.events:
+        not_applicable("no SSE events (stream_is_sse judges that)")
     if not exchange.content_events:
         texts = [e.sse.data[:80] for e in exchange.events[:5]]
         raise CheckFailed("The reply has no content and no tool call: the caller hears silence", f"Events: {texts}")
@@ -75,8 +91,9 @@ def first_delta_within_timeout(ctx: CheckContext, exchange: Exchange) -> None:
 @check(Severity.WARNING, on=TURN, streamed=True)
 def stream_ends_with_done(ctx: CheckContext, exchange: Exchange) -> None:
     """A streamed completion ends with `data: [DONE]`."""
-    if exchange.outcome is not Outcome.COMPLETE or not exchange.events:
-        return
+    _read_to_end(exchange)
+    if not exchange.events:
+        not_applicable("no SSE events (stream_is_sse judges that)")
     if not any(e.sse.is_done for e in exchange.events):
         raise CheckFailed("Stream did not end with [DONE]", f"Last event: {exchange.events[-1].sse.data[:120]!r}")
 
@@ -86,7 +103,8 @@ def no_event_field(ctx: CheckContext, exchange: Exchange) -> None:
     """No `event:` lines: the SDK v5 hands named events back without `choices`, and `event: error` throws."""
     details = _deviations(exchange, "event_field")
     if details:
-        raise CheckFailed(f"{len(details)} `event:` line(s) in the stream", details[0])
+        count = exchange.deviation_counts.get("event_field", len(details))  # details keep the first 100 only
+        raise CheckFailed(f"{count} `event:` line(s) in the stream", details[0])
 
 
 @check(Severity.ERROR, on=TURN, streamed=True)
@@ -94,7 +112,7 @@ def no_error_event(ctx: CheckContext, exchange: Exchange) -> None:
     """No `event: error`: the SDK v5 raises on it."""
     for event in exchange.events:
         if event.sse.event == "error" and not event.sse.after_done:
-            raise CheckFailed("`event: error` in the stream", f"data: {event.sse.data[:200]!r}")
+            raise CheckFailed("`event: error` in the stream", f"data: {event.sse.data[:200]!r}", event=event.sse.index)
 
 
 @check(Severity.WARNING, on=TURN, streamed=True)
@@ -134,7 +152,7 @@ def stream_is_incremental(ctx: CheckContext, exchange: Exchange) -> None:
     """Text arrives as it is generated, not buffered and sent at once (fake streaming delays speech)."""
     events = [e for e in exchange.content_events if e.content.strip()]
     if len(events) < 3:
-        return
+        not_applicable(f"{len(events)} content events, too few to tell streaming from buffering")
     spread_ms = (events[-1].sse.t - events[0].sse.t) * 1000
     if spread_ms <= ctx.thresholds.buffered_window_ms:
         first_ms = exchange.ms(events[0].sse.t) or 0.0
@@ -148,7 +166,9 @@ def stream_is_incremental(ctx: CheckContext, exchange: Exchange) -> None:
 def no_long_stall(ctx: CheckContext, exchange: Exchange) -> None:
     """No long gap between content events; the caller hears the pause."""
     gap = longest_content_gap(exchange)
-    if gap is not None and gap[0] > ctx.thresholds.max_stall_ms:
+    if gap is None:
+        not_applicable("fewer than two content events")
+    if gap[0] > ctx.thresholds.max_stall_ms:
         gap_ms, after_index = gap
         raise CheckFailed(
             f"Stalled {gap_ms:.0f} ms mid-reply",
@@ -161,7 +181,7 @@ def first_sentence_within_budget(ctx: CheckContext, exchange: Exchange) -> None:
     """The first speakable sentence arrives within budget; Vapi's TTS waits for it."""
     t = first_sentence_time(exchange)
     if t is None:
-        return
+        not_applicable("no speakable sentence in the reply")
     ms = exchange.ms(t) or 0.0
     if ms > ctx.thresholds.first_sentence_ms:
         raise CheckFailed(

@@ -6,7 +6,7 @@ import json
 
 from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable
 from harness.exchange import INVALID_JSON, Exchange
-from harness.protocol import ToolCallAssembler
+from harness.protocol import ToolCallAssembler, answered_tool_calls, repeated_tool_call
 
 
 @check(Severity.ERROR, on=(Expect.TURN,), streamed=True)
@@ -17,7 +17,7 @@ def tool_calls_assemble(ctx: CheckContext, exchange: Exchange) -> None:
         for fragment in event.tool_calls:
             assembler.add(fragment, f"event {event.sse.index}")
     if not assembler.calls and not assembler.problems:
-        not_applicable()
+        not_applicable("no tool call in the reply")
     problems = assembler.finish()
     if problems:
         raise CheckFailed("Tool-call fragments do not assemble", "\n".join(problems[:5]))
@@ -34,7 +34,7 @@ def tool_calls_name_offered(ctx: CheckContext, exchange: Exchange) -> None:
     }
     names = exchange.tool_call_names
     if not names:
-        not_applicable()
+        not_applicable("no tool call in the reply")
     unknown = sorted(names - offered)
     if unknown:
         choices = ", ".join(sorted(n for n in offered if n)) or "none"
@@ -51,7 +51,7 @@ def tool_calls_are_valid(ctx: CheckContext, exchange: Exchange) -> None:
     )
     calls = message.get("tool_calls") if isinstance(message, dict) else None
     if not calls:
-        not_applicable()
+        not_applicable("no tool call in the reply")
     for i, call in enumerate(calls if isinstance(calls, list) else [calls]):
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not call.get("id") or not function.get("name"):
@@ -63,3 +63,18 @@ def tool_calls_are_valid(ctx: CheckContext, exchange: Exchange) -> None:
             json.loads(arguments or "{}")
         except ValueError as exc:
             raise CheckFailed(f"Tool call {i} arguments are not JSON", f"{exc}: {arguments[:200]!r}") from None
+
+
+@check(Severity.WARNING, on=(Expect.TURN,))
+def no_repeated_tool_call(ctx: CheckContext, exchange: Exchange) -> None:
+    """A reply to a tool result does not call that tool again with the same arguments: an endless tool loop."""
+    messages = (exchange.request.json_body or {}).get("messages")
+    if not answered_tool_calls(messages):
+        not_applicable("the request carries no tool result")
+    repeated = repeated_tool_call(messages, exchange.reply_tool_calls)
+    if repeated is not None:
+        raise CheckFailed(
+            f"The reply calls {repeated.name} again with the same arguments after its result",
+            f"Arguments {repeated.arguments[:200]!r}. Vapi runs the tool again and asks again, so the caller never "
+            "hears the answer: answer from the tool result in the history.",
+        )

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable
+from harness.checks.base import (
+    CheckContext,
+    CheckFailed,
+    Expect,
+    Severity,
+    check,
+    no_reply_reason,
+    not_applicable,
+    outcome_words,
+)
 from harness.exchange import Exchange, Outcome
 from mock_vapi import url_problems
 
@@ -22,12 +31,16 @@ def headers_within_timeout(ctx: CheckContext, exchange: Exchange) -> None:
     """Response headers arrive within the model's `timeoutSeconds`; Vapi's client gives up otherwise."""
     if exchange.outcome is Outcome.HEADERS_TIMEOUT:
         raise CheckFailed("No response headers in time", exchange.error or "")
+    if exchange.status is None:
+        not_applicable(no_reply_reason(exchange))
 
 
 @check(Severity.ERROR, on=(Expect.TURN, Expect.BARGE_IN), needs_success=False)
 def status_is_success(ctx: CheckContext, exchange: Exchange) -> None:
     """A turn is answered with a 2xx status; any other status ends the call with a pipeline error."""
-    if exchange.status is None or 200 <= exchange.status < 300:
+    if exchange.status is None:
+        not_applicable(no_reply_reason(exchange))
+    if 200 <= exchange.status < 300:
         return
     detail = f"HTTP {exchange.status}: {exchange.body_excerpt()}"
     body = exchange.request.json_body or {}
@@ -47,6 +60,21 @@ def body_is_complete(ctx: CheckContext, exchange: Exchange) -> None:
         if exchange.status is None:
             raise CheckFailed("The connection closed before any response", exchange.error or "")
         raise CheckFailed("Connection broke mid-body", f"{exchange.error} after {exchange.body_bytes} bytes")
+    if exchange.status is None:
+        not_applicable(no_reply_reason(exchange))
+    if exchange.outcome is not Outcome.COMPLETE:
+        not_applicable(f"the body was not read to its end ({outcome_words(exchange.outcome)})")
+
+
+@check(Severity.ERROR, on=ALL, needs_success=False)
+def response_is_http(ctx: CheckContext, exchange: Exchange) -> None:
+    """The endpoint answers with a readable HTTP response: no redirect loop, no malformed status line or headers."""
+    if exchange.outcome is Outcome.REDIRECT_LOOP:
+        raise CheckFailed(f"Redirect loop after {len(exchange.redirects)} redirects", exchange.error or "")
+    if exchange.outcome is Outcome.BAD_RESPONSE:
+        raise CheckFailed("The reply is not valid HTTP", exchange.error or "")
+    if exchange.status is None:
+        not_applicable(no_reply_reason(exchange))
 
 
 @check(Severity.ERROR, on=(Expect.TURN,))
@@ -54,6 +82,8 @@ def body_within_size_limit(ctx: CheckContext, exchange: Exchange) -> None:
     """The reply stays within the harness's size bound (an endless body never ends the turn)."""
     if exchange.outcome is Outcome.TOO_LARGE:
         raise CheckFailed("Reply too large", exchange.error or "")
+    if exchange.outcome is not Outcome.COMPLETE:
+        not_applicable(f"the body was not read to its end ({outcome_words(exchange.outcome)})")
 
 
 @check(Severity.ERROR, on=(Expect.TURN,))
@@ -62,6 +92,8 @@ def response_ends_after_last_chunk(ctx: CheckContext, exchange: Exchange) -> Non
     if exchange.outcome in (Outcome.CLOSE_TIMEOUT, Outcome.IDLE_TIMEOUT, Outcome.DEADLINE):
         last = exchange.events[-1].sse.data[:120] if exchange.events else "(no event)"
         raise CheckFailed("The response did not end", f"{exchange.error}. Last event: {last!r}")
+    if exchange.outcome is not Outcome.COMPLETE:
+        not_applicable(f"the body was not read to its end ({outcome_words(exchange.outcome)})")
 
 
 @check(Severity.WARNING, on=(Expect.TURN,), streamed=True)
@@ -75,8 +107,12 @@ def content_type_is_event_stream(ctx: CheckContext, exchange: Exchange) -> None:
 @check(Severity.WARNING, on=(Expect.TURN,), needs_success=False)
 def no_redirect(ctx: CheckContext, exchange: Exchange) -> None:
     """The endpoint answers at its URL without redirecting (a redirect costs a round trip on every turn)."""
+    if exchange.outcome is Outcome.REDIRECT_LOOP:
+        raise CheckFailed(f"Redirect loop after {len(exchange.redirects)} redirects", " -> ".join(exchange.redirects))
     if exchange.redirects:
         raise CheckFailed("The request was redirected", " -> ".join([*exchange.redirects, "final response"]))
+    if exchange.status is None:
+        not_applicable(no_reply_reason(exchange))
 
 
 @check(Severity.WARNING, on=(Expect.TURN,), needs_success=False)
@@ -84,7 +120,7 @@ def model_url_is_base_url(ctx: CheckContext, exchange: Exchange) -> None:
     """`model.url` is a base URL; Vapi appends `/chat/completions` to it."""
     url = exchange.request.url
     if not url.endswith("/chat/completions"):
-        not_applicable()
+        not_applicable("the request URL does not end in /chat/completions")
     problems = url_problems(url[: -len("/chat/completions")])
     if problems:
         raise CheckFailed("The configured URL will not work as Vapi's base URL", "\n".join(problems))
@@ -95,13 +131,13 @@ def matches_recording(ctx: CheckContext, exchange: Exchange) -> None:
     """A replayed request does what the recorded one did: a 2xx, the same tool calls, something said."""
     reference = ctx.reference
     if reference is None:
-        not_applicable()
+        not_applicable("not a replayed request")
     was_ok = isinstance(reference.get("status"), int) and 200 <= reference["status"] < 300
     is_ok = exchange.status is not None and 200 <= exchange.status < 300
     if was_ok and not is_ok:
         raise CheckFailed(f"Recorded HTTP {reference['status']}, replay got {exchange.status or exchange.outcome}")
     if not was_ok:
-        return
+        not_applicable(f"the recorded reply was not a success (HTTP {reference.get('status')})")
     names = sorted(exchange.tool_call_names)
     if exchange.streamed and names != list(reference.get("tool_names") or []):
         raise CheckFailed("The replay called other tools", f"Recorded {reference.get('tool_names')}, replay {names}")

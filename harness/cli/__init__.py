@@ -25,7 +25,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="Check, time and load-test a custom LLM server the way Vapi calls it.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, dest="log_verbosity", help="more logging on stderr"
+    )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     plugins = sorted(entry_points(group="vapi_harness.commands"), key=lambda e: e.name)
     if only is None:
@@ -52,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(only=_plugin_named(args_list))
     args = parser.parse_args(args_list)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
+    level = logging.WARNING - 10 * min(args.log_verbosity, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         code: int = args.handler(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import secrets
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 from rich.console import Console
 
 from harness.checks import REGISTRY, Thresholds
-from harness.cli.options import Option, add_options, positive_float, positive_int, resolve
+from harness.cli.options import Option, add_options, non_negative_float, positive_float, positive_int, resolve
 from harness.endpoint import builtin_endpoint, validate_url
 from harness.errors import ConfigError, did_you_mean
 from harness.reader import ReadLimits
@@ -35,6 +36,7 @@ from harness.reporting import (
 from harness.results import RunEvent, RunInfo
 from harness.runner import Runner, RunSettings
 from harness.scenarios.loader import load_suites
+from harness.scenarios.model import BARGE_IN_PAUSE_MS
 from harness.suite import Target, default_probes
 from mock_vapi import CustomLLMModel, InvalidModelConfig, MetadataSendMode
 
@@ -61,7 +63,9 @@ def header(text: str) -> tuple[str, str]:
 def check_id(text: str) -> str:
     """A registered check id."""
     if text not in REGISTRY:
-        raise ValueError(f"unknown check {text!r}.{did_you_mean(text, REGISTRY)}")
+        raise ValueError(
+            f"unknown check {text!r}.{did_you_mean(text, REGISTRY, cutoff=0)} Every check is listed in docs/checks.md."
+        )
     return text
 
 
@@ -99,6 +103,12 @@ OPTIONS = [
     Option("--strict", "Warnings fail the run too", default=False, flag_only=True),
     Option("--max-stall-ms", "Budget for the longest gap between content events", default=1000.0, type=positive_float),
     Option("--first-sentence-ms", "Budget for the first speakable sentence", default=1500.0, type=positive_float),
+    Option(
+        "--barge-in-pause-ms",
+        "From the barge-in probe's abort to the re-sent turn (the caller finishing the utterance, then endpointing)",
+        default=BARGE_IN_PAUSE_MS,
+        type=non_negative_float,
+    ),
     Option("--disable", "Switch a check off; repeatable", type=check_id, repeatable=True, metavar="CHECK"),
     Option(
         "--replay",
@@ -119,6 +129,7 @@ OPTIONS = [
     Option("--html", "Also write a self-contained HTML report here", type=Path, metavar="PATH"),
     Option("--report-dir", "Reports go to DIR/<run-id>/", default=Path("reports"), type=Path, metavar="DIR"),
     Option("--quiet", "No progress lines on stderr", default=False, flag_only=True),
+    Option("--verbose", "List every check in the results, passing ones too", default=False, flag_only=True, short="-v"),
 ]
 
 
@@ -157,9 +168,10 @@ def _check_writable(out_dir: Path, *files: Path | None) -> None:
 
 
 def _stdout_console() -> Console:
+    """Results at the terminal's width, or `COLUMNS`; piped without `COLUMNS`, 100 columns (a CI log)."""
     console = Console(highlight=False)
-    if not console.is_terminal:
-        console.width = max(console.width, 120)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 100
     return console
 
 
@@ -222,7 +234,12 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
     scenarios = load_suites(config.suite) if config.suite else []
     _check_writable(out_dir, config.json, config.junit, config.markdown, config.html)
     writers: list[Any] = [
-        TerminalReport(_stdout_console(), Console(stderr=True, quiet=config.quiet), redactor),
+        TerminalReport(
+            _stdout_console(),
+            Console(stderr=True, quiet=config.quiet, highlight=False),
+            redactor,
+            verbose=config.verbose,
+        ),
         JsonReport(out_dir / "report.json", redactor),
         JUnitReport(out_dir / "junit.xml", redactor),
     ]
@@ -247,7 +264,7 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
         elif scenarios:
             probes = []
         else:
-            probes = default_probes(Target(model, config.api_key))
+            probes = default_probes(Target(model, config.api_key), barge_in_pause_ms=config.barge_in_pause_ms)
         info = RunInfo(
             run_id=run_id,
             url=url,

@@ -9,9 +9,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, did_you_mean
 
-__all__ = ["Option", "add_options", "number", "parse_bool", "port", "positive_float", "positive_int", "resolve"]
+__all__ = [
+    "Option",
+    "add_options",
+    "non_negative_float",
+    "number",
+    "parse_bool",
+    "port",
+    "positive_float",
+    "positive_int",
+    "resolve",
+]
 
 
 def parse_bool(text: str) -> bool:
@@ -43,6 +53,11 @@ def positive_float(text: str) -> float:
     return number(text, exclusive=True)
 
 
+def non_negative_float(text: str) -> float:
+    """A number >= 0."""
+    return number(text)
+
+
 def positive_int(text: str) -> int:
     """A whole number >= 1."""
     return int(number(text, minimum=1, whole=True))
@@ -68,6 +83,7 @@ class Option:
     repeatable: bool = False
     choices: Sequence[str] | None = None
     metavar: str | None = None
+    short: str | None = None  # a one-letter alias, e.g. "-v"
 
     @property
     def dest(self) -> str:
@@ -85,14 +101,23 @@ def add_options(parser: argparse.ArgumentParser, options: Sequence[Option], env_
         env_help = f"[env {option.env_name(env_prefix)}]"
         default = f" (default: {option.default})" if option.default not in (None, False, []) else ""
         help_text = f"{option.help}{default} {env_help}"
+        flags = [option.flag] if option.short is None else [option.short, option.flag]
         if option.flag_only:
-            parser.add_argument(option.flag, action="store_const", const=True, default=None, help=help_text)
+            parser.add_argument(*flags, action="store_const", const=True, default=None, help=help_text)
         elif option.repeatable:
-            parser.add_argument(option.flag, action="append", default=None, help=help_text, metavar=option.metavar)
+            parser.add_argument(*flags, action="append", default=None, help=help_text, metavar=option.metavar)
         else:
-            parser.add_argument(
-                option.flag, default=None, help=help_text, choices=option.choices, metavar=option.metavar
-            )
+            # Choices are checked by `resolve` (any case, with a suggestion), not by argparse's usage dump.
+            metavar = option.metavar or ("{" + ",".join(option.choices) + "}" if option.choices else None)
+            parser.add_argument(*flags, default=None, help=help_text, metavar=metavar)
+
+
+def _choice(text: str, choices: Sequence[str]) -> str:
+    """The choice `text` names, in any case; else a message with the choices and the closest one."""
+    for choice in choices:
+        if choice.lower() == text.strip().lower():
+            return choice
+    raise ValueError(f"{text!r} is not one of {', '.join(choices)}.{did_you_mean(text, choices)}".rstrip("."))
 
 
 def resolve(
@@ -122,8 +147,8 @@ def resolve(
             elif option.repeatable:
                 values[option.dest] = [option.type(item) for item in raw]
             else:
-                if option.choices is not None and raw not in option.choices:
-                    raise ValueError(f"{raw!r} is not one of {', '.join(option.choices)}")
+                if option.choices is not None:
+                    raw = _choice(raw, option.choices)
                 values[option.dest] = option.type(raw)
         except ValueError as exc:
             raise ConfigError(f"{source}: {exc}") from None

@@ -81,7 +81,12 @@ async def _completions(request: Request) -> Response:
         record.authorized = hmac.compare_digest(given.encode(), f"Bearer {config.api_key}".encode())
         if not record.authorized:
             record.outcome = "rejected"
-            return _error(state, 401, "Incorrect API key provided.", "authentication_error")
+            return _error(
+                state,
+                400 if "auth-400" in config.faults else 401,
+                "Incorrect API key provided.",
+                "authentication_error",
+            )
     raw = record.raw = await request.body()
     try:
         body = json.loads(raw)
@@ -169,11 +174,16 @@ async def _play(
     precise: bool = False,
     on_abort: Callable[[], None] | None = None,
 ) -> AsyncIterator[bytes]:
+    segments = _segments(frames, elapsed_s=time.perf_counter() - record.t)
+    next_write_at = time.perf_counter()  # when the server would next write, and so learn of a closed client
     try:
-        for i, (delay_s, data, fail) in enumerate(_segments(frames, elapsed_s=time.perf_counter() - record.t)):
+        for i, (delay_s, data, fail) in enumerate(segments):
+            next_write_at = time.perf_counter() + max(delay_s, 0.0)
             if delay_s > 0:
                 await (sleep_precisely(delay_s) if precise and i == 0 else asyncio.sleep(delay_s))
             if data:
+                following_s = segments[i + 1][0] if i + 1 < len(segments) else 0.0
+                next_write_at = time.perf_counter() + max(following_s, 0.0)
                 yield data
             if fail:
                 record.outcome = "dropped"
@@ -183,8 +193,8 @@ async def _play(
         record.outcome = "completed"
     except (asyncio.CancelledError, GeneratorExit):
         record.outcome = "client_disconnected"
-        if on_abort is not None:
-            on_abort()
+        if on_abort is not None:  # a server learns of a closed client when its next write fails
+            asyncio.get_running_loop().call_later(max(next_write_at - time.perf_counter(), 0.0), on_abort)
         raise
     finally:
         record.t_closed = time.perf_counter()

@@ -59,7 +59,10 @@ FAULTS = {
     "data-after-done": "send a chunk after [DONE]",
     "invalid-utf8": "send bytes that are not UTF-8 inside a chunk",
     "ignore-tool-results": "answer a tool result as if it were not there (a scenario's follow-up fails)",
-    "crash-after-abort": "answer 500 to every request once a client has closed a stream early",
+    "crash-after-abort": "answer 500 to every request once a client has closed a stream early (noticed at the "
+    "next write, as a real server learns of it)",
+    "tool-loop": "answer a tool result by calling the same tool again with the same arguments",
+    "auth-400": "refuse a wrong or missing API key with HTTP 400 instead of 401",
     "oversize-event": "send one chunk larger than 1 MiB",
     "created-string": "send `created` as a string",
 }
@@ -181,6 +184,38 @@ def wants_tool(config: FakeLLMConfig, body: Mapping[str, Any]) -> Mapping[str, A
     return next((t for t in tools if _mentioned(t, text)), None)
 
 
+def _answered_call(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], str] | None:
+    """The offered tool and the arguments of the call the last `tool` message answers (for fault tool-loop)."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    if not messages or messages[-1].get("role") != "tool":
+        return None
+    answered = messages[-1].get("tool_call_id")
+    tools = {
+        t["function"].get("name"): t
+        for t in body.get("tools") or []
+        if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    }
+    for message in reversed(messages):
+        for call in message.get("tool_calls") or [] if message.get("role") == "assistant" else []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and call.get("id") == answered and function.get("name") in tools:
+                return tools[function["name"]], str(function.get("arguments") or "{}")
+    return None
+
+
+def tool_call(config: FakeLLMConfig, body: Mapping[str, Any]) -> tuple[Mapping[str, Any], str] | None:
+    """The tool to call for this request and its JSON arguments, if any (see `wants_tool`)."""
+    if "tool-loop" in config.faults:
+        repeated = _answered_call(body)
+        if repeated is not None:
+            return repeated
+    tool = wants_tool(config, body)
+    if tool is None:
+        return None
+    arguments = _arguments(tool, config.tool_arguments)
+    return tool, arguments.rstrip("}") if "tool-bad-arguments" in config.faults else arguments
+
+
 def reply_text(config: FakeLLMConfig, body: Mapping[str, Any]) -> str:
     """The text answer: after a tool result, a sentence quoting it."""
     messages = body.get("messages") or []
@@ -205,15 +240,13 @@ def plan_reply(config: FakeLLMConfig, body: Mapping[str, Any], completion_id: st
     stream.emit(make(first), ttft_s)
     if "no-choices" in faults:
         stream.emit({"id": completion_id, "object": "chat.completion.chunk", "function_call": {"name": "x"}}, gap_s)
-    tool = wants_tool(config, body)
+    planned = tool_call(config, body)
     finish = "stop"
     if "no-content" in faults:
         pass
-    elif tool is not None:
+    elif planned is not None:
         finish = "tool_calls"
-        arguments = _arguments(tool, config.tool_arguments)
-        if "tool-bad-arguments" in faults:
-            arguments = arguments.rstrip("}")
+        tool, arguments = planned
         head: dict[str, Any] = {"index": 0, "id": "call_fake_0", "type": "function"}
         head["function"] = {"name": tool["function"]["name"], "arguments": ""}
         if "tool-no-id" in faults:
@@ -277,16 +310,15 @@ def plan_reply(config: FakeLLMConfig, body: Mapping[str, Any], completion_id: st
 def plan_completion(config: FakeLLMConfig, body: Mapping[str, Any], completion_id: str) -> dict[str, Any]:
     """The non-streamed reply body."""
     model = config.model or str(body.get("model") or "fake-llm")
-    tool = wants_tool(config, body)
+    planned = tool_call(config, body)
     usage = {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
-    if tool is not None:
+    if planned is not None:
+        tool, arguments = planned
         call: dict[str, Any] = {
             "id": "call_fake_0",
             "type": "function",
-            "function": {"name": tool["function"]["name"], "arguments": _arguments(tool, config.tool_arguments)},
+            "function": {"name": tool["function"]["name"], "arguments": arguments},
         }
-        if "tool-bad-arguments" in config.faults:
-            call["function"]["arguments"] = call["function"]["arguments"].rstrip("}")
         message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
         body_out = completion(completion_id, model, message, finish_reason="tool_calls", usage=usage)
     else:

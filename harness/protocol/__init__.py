@@ -5,6 +5,7 @@ from harness.protocol.chat import (
     FINISH_REASONS,
     AssembledToolCall,
     ToolCallAssembler,
+    answered_tool_calls,
     chunk,
     completion,
     delta_content,
@@ -12,6 +13,7 @@ from harness.protocol.chat import (
     error_envelope,
     first_delta,
     openai_chat_params,
+    repeated_tool_call,
 )
 from harness.protocol.schemas import schema_errors
 from harness.protocol.secrets import REDACTED, is_secret_header, redact_secret_keys
@@ -27,6 +29,7 @@ __all__ = [
     "SSEDecoder",
     "SSEEvent",
     "ToolCallAssembler",
+    "answered_tool_calls",
     "chunk",
     "completion",
     "delta_content",
@@ -38,5 +41,6 @@ __all__ = [
     "is_secret_header",
     "openai_chat_params",
     "redact_secret_keys",
+    "repeated_tool_call",
     "schema_errors",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -18,6 +19,7 @@ __all__ = [
     "FINISH_REASONS",
     "AssembledToolCall",
     "ToolCallAssembler",
+    "answered_tool_calls",
     "chunk",
     "completion",
     "delta_content",
@@ -25,6 +27,7 @@ __all__ = [
     "error_envelope",
     "first_delta",
     "openai_chat_params",
+    "repeated_tool_call",
 ]
 
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
@@ -207,3 +210,36 @@ class ToolCallAssembler:
 def _short(value: Any, limit: int = 160) -> str:
     text = json.dumps(value, separators=(",", ":"))
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _call_key(name: str | None, arguments: str) -> tuple[str | None, str]:
+    """A tool call's identity for loop detection: its name and its arguments as canonical JSON (or as given)."""
+    try:
+        canonical = json.dumps(json.loads(arguments or "{}"), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        canonical = arguments.strip()
+    return name, canonical
+
+
+def answered_tool_calls(messages: Any) -> set[tuple[str | None, str]]:
+    """The calls in this turn's history (since the last user message) that a `tool` message answered."""
+    if not isinstance(messages, list):
+        return set()
+    turn: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, dict):
+            turn = [] if message.get("role") == "user" else [*turn, message]
+    answered = {m.get("tool_call_id") for m in turn if m.get("role") == "tool"}
+    keys = set()
+    for message in turn:
+        for call in message.get("tool_calls") or [] if message.get("role") == "assistant" else []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and call.get("id") in answered:
+                keys.add(_call_key(function.get("name"), str(function.get("arguments") or "")))
+    return keys
+
+
+def repeated_tool_call(messages: Any, calls: Sequence[AssembledToolCall]) -> AssembledToolCall | None:
+    """The first of `calls` that repeats, name and arguments, a call this turn already has the result of."""
+    answered = answered_tool_calls(messages)
+    return next((c for c in calls if _call_key(c.name, c.arguments) in answered), None)

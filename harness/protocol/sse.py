@@ -30,6 +30,7 @@ __all__ = [
 
 DONE = "[DONE]"
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+_DEVIATIONS_KEPT_PER_KIND = 100  # a hostile stream can repeat one deviation per line; the rest are only counted
 
 
 @dataclass(slots=True)
@@ -72,12 +73,14 @@ class SSEDecoder:
 
     Deviation kinds: `invalid_utf8`, `byte_order_mark`, `event_field`, `oversize_event`, `data_after_done`,
     `second_done`, `unterminated_event`. A leading BOM is skipped (as the SDK v5's TextDecoder does), and an
-    oversize event is kept whole: the caller bounds the body.
+    oversize event is kept whole: the caller bounds the body. `deviations` keeps the first 100 of each kind;
+    `deviation_counts` counts them all.
     """
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.max_event_bytes = max_event_bytes
         self.deviations: list[Deviation] = []
+        self.deviation_counts: dict[str, int] = {}
         self.comments = 0
         self.done_seen = False
         self._buffer = b""
@@ -95,7 +98,7 @@ class SSEDecoder:
             self._started = True
             if chunk.startswith(b"\xef\xbb\xbf"):
                 chunk = chunk[3:]
-                self.deviations.append(
+                self._deviate(
                     Deviation(
                         "byte_order_mark", "The stream starts with a UTF-8 BOM; SDK v4 on Node loses the first event", t
                     )
@@ -136,7 +139,7 @@ class SSEDecoder:
         pending = self._pending
         if pending.data or pending.event:
             event = self._dispatch(t, terminated=False)
-            self.deviations.append(
+            self._deviate(
                 Deviation(
                     "unterminated_event",
                     f"The body ended inside an event (no blank line after it); the OpenAI SDK drops it: "
@@ -160,7 +163,7 @@ class SSEDecoder:
             line = raw.decode("utf-8", errors="replace")
             if not self._utf8_reported:
                 self._utf8_reported = True
-                self.deviations.append(
+                self._deviate(
                     Deviation("invalid_utf8", f"Invalid UTF-8 at byte {exc.start} of line {_excerpt(line)}", t)
                 )
         if line[0] == ":":
@@ -177,16 +180,24 @@ class SSEDecoder:
             pending.data.append(value)
         elif name == "event":
             pending.event = value
-            self.deviations.append(
-                Deviation("event_field", f"`event: {value}` line; the OpenAI SDK v5 treats named events apart", t)
+            self._deviate(
+                Deviation(
+                    "event_field", f"`event: {_clip(value)}` line; the OpenAI SDK v5 treats named events apart", t
+                )
             )
         return None
+
+    def _deviate(self, deviation: Deviation) -> None:
+        count = self.deviation_counts.get(deviation.kind, 0)
+        self.deviation_counts[deviation.kind] = count + 1
+        if count < _DEVIATIONS_KEPT_PER_KIND:
+            self.deviations.append(deviation)
 
     def _oversize(self, t: float) -> None:
         # Recorded once per event and kept whole: the SDK has no size limit, the reader bounds the body.
         if not self._pending.oversize:
             self._pending.oversize = True
-            self.deviations.append(Deviation("oversize_event", f"An event exceeded {self.max_event_bytes} bytes", t))
+            self._deviate(Deviation("oversize_event", f"An event exceeded {self.max_event_bytes} bytes", t))
 
     def _whole_data_events(self, chunk: bytes, t: float) -> list[SSEEvent] | None:
         """The common chunk, whole `data: ...` events each closed by a blank line, decoded in one pass.
@@ -228,17 +239,19 @@ class SSEDecoder:
         self._count += 1
         if event.is_done:
             if self.done_seen:
-                self.deviations.append(Deviation("second_done", "A second [DONE] arrived", t, event.index))
+                self._deviate(Deviation("second_done", "A second [DONE] arrived", t, event.index))
             self.done_seen = True
         elif event.after_done:
-            self.deviations.append(
-                Deviation("data_after_done", f"Data after [DONE]: {_excerpt(event.data)}", t, event.index)
-            )
+            self._deviate(Deviation("data_after_done", f"Data after [DONE]: {_excerpt(event.data)}", t, event.index))
         return event
 
 
 def _excerpt(text: str, limit: int = 120) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "…")
+    return repr(_clip(text, limit))
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def encode_event(payload: Any, event: str | None = None) -> bytes:

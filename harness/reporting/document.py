@@ -12,13 +12,14 @@ import jsonschema
 
 from harness import __version__
 from harness.exchange import Exchange
+from harness.metrics import Distribution
 from harness.reporting.redact import Redactor
 from harness.results import ExchangeResult, RunResult
 from harness.scenarios.runner import ScenarioResult
 
 __all__ = ["SCHEMA_VERSION", "TIMELINE_LIMIT", "report_schema", "run_document", "validate_document"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TIMELINE_LIMIT = 2000
 _BODY_LIMIT = 4000
 _CONTENT_LIMIT = 200
@@ -91,12 +92,26 @@ def _exchange(result: ExchangeResult, redactor: Redactor) -> dict[str, Any]:
                 "status": f.status.value,
                 "title": redactor.text(f.title),
                 "detail": redactor.text(f.detail),
+                "note": f.note,
+                "event": f.event,
             }
             for f in result.findings
         ],
         "metrics": {k: _round(v) for k, v in result.metrics.items()},
         "timeline": redactor.deep(_timeline(exchange)),
     }
+
+
+def _latency(run: RunResult) -> dict[str, Any]:
+    """Each metric's distribution, with the raw samples it summarises (charts and comparisons use those)."""
+    out = {}
+    for name, values in run.latency_samples().items():
+        d = Distribution.of(values)
+        if d is None:
+            continue
+        fields = {k: _round(v) if isinstance(v, float) else v for k, v in asdict(d).items() if k != "percentiles"}
+        out[name] = fields | {k: _round(v) for k, v in d.percentiles.items()} | {"samples": [_round(v) for v in values]}
+    return out
 
 
 def _scenario(result: ScenarioResult, redactor: Redactor) -> dict[str, Any]:
@@ -163,6 +178,7 @@ def run_document(run: RunResult, redactor: Redactor) -> dict[str, Any]:
                 "rationale": s.rationale,
                 "status": s.status.value,
                 "runs": s.runs,
+                "not_judged_reason": s.not_judged_reason,
                 "failures": [
                     {
                         "probe": r.probe.name,
@@ -170,17 +186,14 @@ def run_document(run: RunResult, redactor: Redactor) -> dict[str, Any]:
                         "severity": f.severity.value,
                         "title": redactor.text(f.title),
                         "detail": redactor.text(f.detail),
+                        "note": f.note,
                     }
                     for r, f in s.failures_first
                 ],
             }
             for s in run.checks()
         ],
-        "latency": {
-            name: {k: _round(v) if isinstance(v, float) else v for k, v in asdict(d).items() if k != "percentiles"}
-            | {k: _round(v) for k, v in d.percentiles.items()}
-            for name, d in run.latency().items()
-        },
+        "latency": _latency(run),
         "exchanges": [_exchange(r, redactor) for r in run.results],
         "scenarios": [_scenario(r, redactor) for r in run.scenarios],
     }

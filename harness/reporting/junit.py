@@ -29,10 +29,14 @@ def junit_tree(run: RunResult, redactor: Redactor) -> ET.Element:
         exchange = result.exchange
         duration_s = exchange.t_end - exchange.t_start if exchange.t_end else 0.0
         suite = ET.SubElement(root, "testsuite", name=_suite_name(result, run.info.repeat))
-        failures = 0
+        failures = skipped = 0
         notes = []
         for finding in result.findings:
             case = ET.SubElement(suite, "testcase", classname=f"vapi-harness.{result.probe.name}", name=finding.check)
+            if finding.status is Status.NOT_JUDGED:
+                skipped += 1
+                ET.SubElement(case, "skipped", message=f"not judged: {redactor.text(finding.title)}")
+                continue
             if finding.status is not Status.FAILED:
                 continue
             message = redactor.text(finding.title)
@@ -41,12 +45,13 @@ def junit_tree(run: RunResult, redactor: Redactor) -> ET.Element:
                 failure = ET.SubElement(case, "failure", message=message, type=finding.severity.value)
                 failure.text = redactor.text(finding.detail)
             else:
+                message += f" ({finding.note})" if finding.note else ""
                 notes.append(f"warning {finding.check}: {message}")
                 ET.SubElement(case, "system-out").text = f"warning: {message}\n{redactor.text(finding.detail)}"
         suite.set("tests", str(len(result.findings)))
         suite.set("failures", str(failures))
         suite.set("errors", "0")
-        suite.set("skipped", "0")
+        suite.set("skipped", str(skipped))
         suite.set("time", f"{duration_s:.3f}")
         totals["tests"] += len(result.findings)
         totals["failures"] += failures

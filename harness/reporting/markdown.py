@@ -30,7 +30,8 @@ def markdown_summary(document: dict[str, Any]) -> str:
         f"## vapi-harness: {'✅ passed' if passed else '❌ failed'}",
         "",
         f"Checked {where}: {summary['checks_passed']} checks passed, {summary['errors']} failed, "
-        f"{summary['warnings']} warnings, {summary['exchanges']} requests.",
+        f"{summary['warnings']} warnings, {summary.get('checks_not_judged', 0)} not judged, "
+        f"{summary['exchanges']} requests.",
     ]
     if summary.get("scenarios"):
         ok = summary["scenarios"] - summary["scenarios_failed"]

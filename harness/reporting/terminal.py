@@ -1,17 +1,28 @@
-"""Terminal output: progress on stderr while running, results and latency tables on stdout."""
+"""Terminal output: progress on stderr while running, results on stdout when the run ends.
+
+Failures come first and every line fits the console's width (the terminal's, or `COLUMNS`): a message is cut
+with "…" and its full text is in the JSON, JUnit and HTML reports. Passing checks fold into one count line
+unless `verbose`. While a request is in flight, a live line on a terminal says what it waits for.
+"""
 
 from __future__ import annotations
 
-from rich.console import Console
+import textwrap
+import time
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from harness.checks import Severity, Status
+from harness.exchange import Exchange
 from harness.metrics import METRICS
 from harness.reporting.redact import Redactor
 from harness.results import (
     CheckSummary,
     ExchangeFinished,
+    ProbeStarted,
     RunEvent,
     RunFinished,
     RunResult,
@@ -22,133 +33,192 @@ from harness.scenarios.runner import ScenarioResult
 
 __all__ = ["TerminalReport", "render_results"]
 
-_WIDTH = 120
+_INDENT = "       "  # under a result mark: " FAIL  "
+_MARKS = {"FAIL": "bold red", "WARN": "yellow", "PASS": "green"}
 
 
-def _verdict(summary: CheckSummary) -> Text:
-    if summary.status is Status.SKIPPED:
-        return Text("n/a", style="dim")
-    if summary.status is Status.PASSED:
-        return Text("PASS", style="green")
-    if summary.worst is Severity.ERROR:
-        return Text("FAIL", style="bold red")
-    return Text("WARN", style="yellow")
+def _line(console: Console, text: str | Text, style: str = "") -> None:
+    """One line, cut to the console's width (never wrapped)."""
+    line = text if isinstance(text, Text) else Text(text, style=style)
+    line.truncate(console.width, overflow="ellipsis")
+    console.print(line, no_wrap=True, overflow="ellipsis", crop=True)
 
 
-def render_results(run: RunResult, console: Console, redactor: Redactor, *, show_skipped: bool = False) -> None:
-    """Print the checks table, the latency table and the verdict line."""
-    checks = Table(title="Checks", title_justify="left", expand=False)
-    checks.add_column("check", no_wrap=True)
-    checks.add_column("severity")
-    checks.add_column("result")
-    checks.add_column("runs", justify="right")
-    checks.add_column("message", overflow="fold")
-    skipped = 0
-    for summary in run.checks():
-        if summary.status is Status.SKIPPED and not show_skipped:
-            skipped += 1
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _failed(summary: CheckSummary, console: Console, redactor: Redactor) -> None:
+    mark = "FAIL" if summary.worst is Severity.ERROR else "WARN"
+    result, finding = summary.failures_first[0]
+    more = f" (+{len(summary.failures) - 1} more)" if len(summary.failures) > 1 else ""
+    _line(console, Text.assemble((f" {mark}  ", _MARKS[mark]), (summary.id, "bold"), f"  {result.probe.name}{more}"))
+    for text in (finding.title, _first_line(finding.detail), f"({finding.note})" if finding.note else ""):
+        if text:
+            _line(console, _INDENT + redactor.text(text))
+
+
+def _checks(run: RunResult, console: Console, redactor: Redactor, verbose: bool) -> None:
+    summaries = run.checks()
+    failed = [s for s in summaries if s.status is Status.FAILED]
+    failed.sort(key=lambda s: s.worst is not Severity.ERROR)
+    passed = [s for s in summaries if s.status is Status.PASSED]
+    unjudged = [s for s in summaries if s.status is Status.NOT_JUDGED]
+    console.print(Text("Checks", style="bold"))
+    for summary in failed:
+        _failed(summary, console, redactor)
+    if verbose:
+        for summary in passed:
+            _line(
+                console, Text.assemble((" PASS  ", _MARKS["PASS"]), summary.id, (f"  {summary.runs} requests", "dim"))
+            )
+    elif passed:
+        _line(console, Text(f" {len(passed)} checks passed (-v lists them)", style="green"))
+    if unjudged:
+        by_reason: dict[str, list[str]] = {}
+        for summary in unjudged:
+            by_reason.setdefault(summary.not_judged_reason, []).append(summary.id)
+        _line(console, f" {len(unjudged)} not judged (nothing to judge; not counted as passed):", "dim")
+        for reason, ids in by_reason.items():
+            _line(console, f"   {redactor.text(reason)}:", "dim")
+            width = max(console.width - len(_INDENT), 20)
+            for names in textwrap.wrap(", ".join(ids), width, break_on_hyphens=False, break_long_words=False):
+                _line(console, _INDENT + names, "dim")
+
+
+def _latency(run: RunResult, console: Console) -> None:
+    latency = run.latency()
+    if not latency:
+        return
+    table = Table(title="Latency (ms, unless the name says otherwise)", title_justify="left", title_style="bold")
+    for column in ("metric", "n", "p50", "p90", "p95", "p99", "max"):
+        table.add_column(column, justify="left" if column == "metric" else "right", no_wrap=True)
+    for name in METRICS:
+        dist = latency.get(name)
+        if dist is None:
             continue
-        message = ""
-        if summary.failures:
-            result, finding = summary.failures_first[0]
-            more = f" (+{len(summary.failures) - 1} more)" if len(summary.failures) > 1 else ""
-            message = f"{result.probe.name}: {finding.title}{more}"
-            if finding.detail:
-                message += f"\n{finding.detail.splitlines()[0][:200]}"
-        checks.add_row(summary.id, summary.severity.value, _verdict(summary), str(summary.runs), redactor.text(message))
-    console.print(checks)
-    if skipped:
-        console.print(Text(f"{skipped} checks did not apply to any probe", style="dim"))
+        p = dist.percentiles
+        cells = [f"{v:.1f}" for v in (p["p50"], p["p90"], p["p95"], p["p99"], dist.max)]
+        table.add_row(name, str(dist.n), *cells)
+    console.print(table)
+
+
+def render_results(run: RunResult, console: Console, redactor: Redactor, *, verbose: bool = False) -> None:
+    """Print failed checks first (passing ones folded into a count unless `verbose`), scenarios, latency, verdict."""
+    _checks(run, console, redactor, verbose)
     if run.scenarios:
         _render_scenarios(run.scenarios, console, redactor)
-    latency = run.latency()
-    if latency:
-        table = Table(title="Latency", title_justify="left")
-        for column in ("metric", "n", "p50", "p90", "p95", "p99", "max", "unit"):
-            table.add_column(column, justify="left" if column in ("metric", "unit") else "right")
-        for name, unit in METRICS.items():
-            dist = latency.get(name)
-            if dist is None:
-                continue
-            p = dist.percentiles
-            cells = [f"{v:.1f}" for v in (p["p50"], p["p90"], p["p95"], p["p99"], dist.max)]
-            table.add_row(name, str(dist.n), *cells, unit)
-        console.print(table)
+    _latency(run, console)
     counts = run.counts()
     verdict = Text("PASSED", style="bold green") if run.passed else Text("FAILED", style="bold red")
     line = Text.assemble(
         verdict,
         f": {counts['checks_passed']} checks passed, {counts['errors']} failed, {counts['warnings']} warnings, "
-        f"{counts['exchanges']} requests",
+        f"{counts['checks_not_judged']} not judged, {counts['exchanges']} requests",
     )
     if counts["scenarios"]:
         line.append(f"; {counts['scenarios'] - counts['scenarios_failed']} of {counts['scenarios']} scenarios passed")
     if run.info.strict and counts["warnings"]:
         line.append(" (strict: warnings fail)")
-    if run.stopped_early:
-        line.append(f"\nStopped early: {redactor.text(run.stopped_early)}")
-    if run.interrupted:
-        line.append(f"\nInterrupted ({run.interrupted}): the reports hold what was measured until then.")
     console.print(line)
+    if run.stopped_early:
+        console.print(f"Stopped early: {redactor.text(run.stopped_early)}", highlight=False)
+    if run.interrupted:
+        console.print(f"Interrupted ({run.interrupted}): the reports hold what was measured until then.")
+
+
+def _first_failure(result: ScenarioResult) -> str:
+    for turn in result.turns:
+        reasons = [e.message for e in turn.failed_expectations] + turn.failed_checks
+        if reasons:
+            return f"turn {turn.index}: {_first_line(reasons[0])}"
+    return ""
 
 
 def _render_scenarios(results: list[ScenarioResult], console: Console, redactor: Redactor) -> None:
-    table = Table(title="Scenarios", title_justify="left")
-    for column in ("scenario", "result", "turns", "requests", "ended", "first failure"):
-        table.add_column(column, overflow="fold", justify="right" if column in ("turns", "requests") else "left")
-    for result in results:
+    console.print(Text("Scenarios", style="bold"))
+    for result in sorted(results, key=lambda r: r.passed):
         passed_turns = sum(t.passed for t in result.turns)
         requests = sum(len(t.exchanges) for t in result.turns)
-        failure = ""
-        for turn in result.turns:
-            reasons = [e.message for e in turn.failed_expectations] + turn.failed_checks
-            if reasons:
-                failure = f"turn {turn.index}: {reasons[0]}"
-                break
-        verdict = Text("PASS", style="green") if result.passed else Text("FAIL", style="bold red")
-        table.add_row(
-            Text(redactor.text(result.label)),
-            verdict,
-            f"{passed_turns}/{len(result.turns)}",
-            str(requests),
-            result.ended_reason,
-            Text(redactor.text(failure[:300])),
-        )
-    console.print(table)
+        mark = "PASS" if result.passed else "FAIL"
+        figures = f"  {passed_turns}/{len(result.turns)} turns, {requests} requests, {result.ended_reason}"
+        _line(console, Text.assemble((f" {mark}  ", _MARKS[mark]), (redactor.text(result.label), "bold"), figures))
+        if not result.passed:
+            _line(console, _INDENT + redactor.text(_first_failure(result)))
     for result in results:
         if result.passed:
             continue
         console.print(Text(f"Transcript of {result.label} ({result.source}):", style="bold"))
         for role, text in result.transcript[-40:]:
-            console.print(Text(f"  {role:>11}: ", style="dim") + Text(redactor.text(text)[:400]))
+            _line(console, Text(f"  {role:>11}: ", style="dim") + Text(redactor.text(text)))
+
+
+class _InFlight:
+    """The live line for the request being read: what it waits for and for how long, redrawn by `Live`."""
+
+    def __init__(self, name: str, exchange: Exchange) -> None:
+        self.name = name
+        self.exchange = exchange
+        self.started = time.perf_counter()
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        exchange = self.exchange
+        waited_s = time.perf_counter() - min(self.started, exchange.t_start)
+        timeout_s = exchange.request.timeout_s
+        if exchange.status is None:
+            doing = f"waiting for headers, {waited_s:.0f} s of {timeout_s:g}"
+        elif not exchange.events:
+            doing = f"HTTP {exchange.status}, waiting for the first event, {waited_s:.0f} s of {timeout_s:g}"
+        else:
+            doing = f"reading: {len(exchange.events)} events, {exchange.body_bytes} bytes, {waited_s:.0f} s"
+        line = Text(f" … {self.name}  {doing}", style="dim")
+        line.truncate(options.max_width, overflow="ellipsis")
+        yield line
 
 
 class TerminalReport:
-    """Progress lines on stderr; tables on stdout when the run ends."""
+    """Progress lines on stderr (a live line for the request in flight on a terminal); results on stdout."""
 
-    def __init__(self, out: Console, err: Console, redactor: Redactor) -> None:
+    def __init__(self, out: Console, err: Console, redactor: Redactor, *, verbose: bool = False) -> None:
         self.out = out
         self.err = err
         self.redactor = redactor
+        self.verbose = verbose
+        self._live: Live | None = None
+        self._name_width = 20
 
     def handle_event(self, event: RunEvent) -> None:
         """Render one event."""
         if isinstance(event, RunStarted):
             info = event.info
+            self._name_width = max((len(name) for name in info.probes), default=20)
             where = f"{info.url} (built-in endpoint)" if info.builtin else info.url
             what = f"{len(info.scenarios)} scenarios" if info.suites else f"{len(info.probes)} probes"
-            self.err.print(f"vapi-harness: checking {self.redactor.text(where)}, {what}", highlight=False)
+            _line(self.err, f"vapi-harness: checking {self.redactor.text(where)}, {what}")
+        elif isinstance(event, ProbeStarted):
+            self._stop_live()
+            if event.exchange is not None and self.err.is_terminal:
+                self._live = Live(
+                    _InFlight(event.probe.name, event.exchange), console=self.err, refresh_per_second=2, transient=True
+                )
+                self._live.start()
         elif isinstance(event, ExchangeFinished):
+            self._stop_live()
             self._progress(event)
         elif isinstance(event, ScenarioFinished):
             result = event.result
-            mark = "[green]✓[/green]" if result.passed else "[red]✗[/red]"
+            mark = Text("✓", style="green") if result.passed else Text("✗", style="red")
             turns = f"{sum(t.passed for t in result.turns)}/{len(result.turns)} turns"
-            self.err.print(
-                f" {mark} {self.redactor.text(result.label)}  {turns}  {result.ended_reason}", highlight=False
-            )
+            label = self.redactor.text(result.label)
+            _line(self.err, Text.assemble(" ", mark, f" {label}  {turns}  {result.ended_reason}"))
         elif isinstance(event, RunFinished):
-            render_results(event.run, self.out, self.redactor)
+            self._stop_live()
+            render_results(event.run, self.out, self.redactor, verbose=self.verbose)
+
+    def _stop_live(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
     def _progress(self, event: ExchangeFinished) -> None:
         result = event.result
@@ -158,10 +228,15 @@ class TerminalReport:
         status = str(exchange.status) if exchange.status is not None else exchange.outcome.value
         ttft = result.metrics.get("ttft_ms")
         timing = f"ttft {ttft:.0f} ms" if ttft is not None else f"{result.metrics.get('total_ms') or 0:.0f} ms"
-        mark = "[red]✗[/red]" if errors else ("[yellow]![/yellow]" if failed else "[green]✓[/green]")
+        mark = Text("✗", style="red") if errors else (Text("!", style="yellow") if failed else Text("✓", style="green"))
         repeat = f"#{result.repeat} " if result.repeat > 1 else ""
-        note = f"  {failed[0].check}: {self.redactor.text(failed[0].title)}" if failed else ""
-        self.err.print(f" {mark} {repeat}{result.probe.name:<20} {status:<5} {timing}{note}", highlight=False)
+        parts: list[str | Text] = [" ", mark, f" {repeat}{result.probe.name:<{self._name_width}} {status:<5} {timing}"]
+        if failed:
+            parts.append(f"  {failed[0].check}: {self.redactor.text(failed[0].title)}")
+            if not errors and failed[0].note:
+                parts.append(Text(f" ({failed[0].note})", style="dim"))
+        _line(self.err, Text.assemble(*parts))
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Stop the live line if a run ended without its final event."""
+        self._stop_live()

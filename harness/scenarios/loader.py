@@ -80,6 +80,17 @@ def load_suites(names: Sequence[str]) -> list[Scenario]:
     return scenarios
 
 
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+    """`file:line: not valid YAML: ...`; an unclosed quote or bracket is named where it opened, not at the end."""
+    problem = getattr(exc, "problem", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None)
+    context, opened = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if opened is not None and context and ("quoted scalar" in context or "flow" in context):
+        return f"{path}:{opened.line + 1}: not valid YAML: {context} that opens here is never closed ({problem})"
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    return f"{where}: not valid YAML: {problem}"
+
+
 def load_file(path: Path) -> Scenario:
     """One scenario file, validated; raises `ScenarioError` with the file, line and path of the first problem."""
     try:
@@ -90,10 +101,7 @@ def load_file(path: Path) -> Scenario:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"{where}: not valid YAML: {problem}") from None
+        raise ScenarioError(_yaml_problem(path, exc)) from None
     if not isinstance(data, dict) or node is None:
         raise ScenarioError(f"{path}:1: a scenario file holds one mapping (name, assistant, turns, ...)")
     return _validated(data, str(path), node)

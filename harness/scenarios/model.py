@@ -5,7 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ContentExpectation", "Expectation", "Interrupt", "Scenario", "ToolCallExpectation", "Turn"]
+__all__ = [
+    "BARGE_IN_PAUSE_MS",
+    "ContentExpectation",
+    "Expectation",
+    "Interrupt",
+    "Scenario",
+    "ToolCallExpectation",
+    "Turn",
+]
+
+# How long after a barge-in's abort Vapi sends the next request: the caller says the rest of the utterance
+# (Vapi tore the stream down after stopSpeakingPlan.voiceSeconds, 0.2 s, of it), then endpointing waits
+# (startSpeakingPlan: 0.1 s after punctuation, 1.5 s without). About 0.7 s of speech plus 0.1 s: 800 ms.
+BARGE_IN_PAUSE_MS = 800.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,7 @@ class Interrupt:
     after_ms: float | None = None
     after_chars: int | None = None
     user: str | None = None  # set: the caller kept talking and the turn is re-sent with this utterance
+    pause_ms: float = BARGE_IN_PAUSE_MS  # from the abort to the next request: the caller speaking, endpointing
 
 
 @dataclass(frozen=True)
@@ -127,7 +141,10 @@ class Scenario:
                 Turn(
                     user=turn["user"],
                     interrupts=tuple(
-                        Interrupt(i.get("afterMs"), i.get("afterChars"), i.get("user")) for i in interrupts
+                        Interrupt(
+                            i.get("afterMs"), i.get("afterChars"), i.get("user"), i.get("pauseMs", BARGE_IN_PAUSE_MS)
+                        )
+                        for i in interrupts
                     ),
                     expect=Expectation.from_dict(turn.get("expect")),
                     skip_checks=frozenset(turn.get("skipChecks") or ()),

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
 
@@ -10,10 +16,12 @@ import pytest
 from harness.fake_llm import FAULTS
 from harness.reporting import validate_document
 from harness.servers import ServerThread
+from tests.commands import run_command
 
 pytestmark = pytest.mark.slow
 
-FAST = ("--timeout-s", "2", "--deadline-s", "4", "--close-grace-s", "0.5")
+# A short barge-in pause keeps the suite quick; the fake LLM's 10 ms chunks still learn of the abort well within it.
+FAST = ("--timeout-s", "2", "--deadline-s", "4", "--close-grace-s", "0.5", "--barge-in-pause-ms", "200")
 KEY = "sk-test-0123456789abcdef"
 
 # fault -> the error-level check that must fail (and make `check` exit 1)
@@ -36,6 +44,7 @@ ERROR_FAULTS = {
     "unterminated-event": "last_event_terminated",
     "no-message": "message_in_reply",
     "hang": "headers_within_timeout",
+    "crash-after-abort": "status_is_success",
 }
 # fault -> the warning-level check that must fail (exit 0, or 1 with --strict)
 WARNING_FAULTS = {
@@ -56,10 +65,16 @@ WARNING_FAULTS = {
     "invalid-utf8": "stream_is_utf8",
     "oversize-event": "events_within_size_limit",
     "created-string": "chunks_match_openai_schema",
+    "tool-loop": "no_repeated_tool_call",
 }
-AUTH_FAULTS = {"ignore-auth": "rejects_wrong_api_key", "no-envelope": "error_has_envelope"}
+# fault -> the check that must fail with --api-key, and its severity there
+AUTH_FAULTS = {
+    "ignore-auth": ("rejects_wrong_api_key", "error"),
+    "auth-400": ("rejects_wrong_api_key", "warning"),  # a refusal with an odd status still keeps callers out
+    "no-envelope": ("error_has_envelope", "warning"),
+}
 # Faults only a conversation shows; tests/harness/scenarios covers them.
-SCENARIO_FAULTS = {"ignore-tool-results", "crash-after-abort"}
+SCENARIO_FAULTS = {"ignore-tool-results"}
 
 
 def test_non_streamed_tool_call_is_judged_too(
@@ -132,14 +147,69 @@ def test_warning_fault_warns_and_fails_when_strict(
     assert check_id in strict.failed("warning")
 
 
-@pytest.mark.parametrize(("fault", "check_id"), AUTH_FAULTS.items(), ids=list(AUTH_FAULTS))
+@pytest.mark.parametrize(("fault", "expected"), AUTH_FAULTS.items(), ids=list(AUTH_FAULTS))
 def test_auth_faults(
-    fault: str, check_id: str, fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+    fault: str, expected: tuple[str, str], fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
 ) -> None:
+    check_id, severity = expected
     server = fake_llm(faults={fault}, api_key=KEY)
     result = run_cli("check", "--url", f"{server.url}/v1", "--api-key", KEY, *FAST)
-    assert check_id in result.failed()
-    assert result.code == (1 if check_id == "rejects_wrong_api_key" else 0)
+    assert result.failed(severity) == {check_id}, result.out
+    assert result.code == (1 if severity == "error" else 0), result.out
+
+
+def test_a_refusal_with_400_is_a_warning_about_the_status_not_an_open_door(
+    fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm(faults={"auth-400"}, api_key=KEY)
+    result = run_cli("check", "--url", f"{server.url}/v1", "--api-key", KEY, *FAST)
+    failures = result.check("rejects_wrong_api_key")["failures"]
+    assert {f["probe"] for f in failures} == {"wrong_api_key", "missing_api_key"}
+    assert all(f["severity"] == "warning" and "HTTP 400 refusing" in f["title"] for f in failures)
+    assert "accepts" not in str(failures) and "serves" not in str(failures)
+    served = run_cli(
+        "check", "--url", f"{fake_llm(faults={'ignore-auth'}, api_key=KEY).url}/v1", "--api-key", KEY, *FAST
+    )
+    titles = [f["title"] for f in served.check("rejects_wrong_api_key")["failures"]]
+    assert titles and all("serves callers who do not hold the key" in t for t in titles)
+
+
+def test_a_server_broken_by_an_abort_fails_the_turns_after_the_barge_in(
+    fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm(faults={"crash-after-abort"})
+    result = run_cli("check", "--url", f"{server.url}/v1", *FAST)
+    assert result.code == 1
+    failed = {f["probe"] for f in result.check("status_is_success")["failures"]}
+    assert failed == {"after_barge_in", "turn_after_barge_in"}
+    exchanges = {e["probe"]: e for e in result.report["exchanges"]}
+    assert exchanges["barge_in"]["response"]["outcome"] == "aborted"
+    assert exchanges["barge_in"]["response"]["status"] == 200  # the abort itself was served
+
+
+def test_the_barge_in_pause_is_the_time_between_abort_and_re_post(
+    fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm()
+    result = run_cli("check", "--url", f"{server.url}/v1", *FAST[:-2], "--barge-in-pause-ms", "400")
+    assert result.code == 0, result.out
+    received = [r for r in server.app.state.fake.recorded if r.path.endswith("/chat/completions")]
+    aborted = next(i for i, r in enumerate(received) if r.outcome == "client_disconnected")
+    closed_at, resent_at = received[aborted].t_closed, received[aborted + 1].t
+    assert closed_at is not None and resent_at - closed_at >= 0.4
+    assert "after_barge_in" in result.report["settings"]["probes"]
+    assert "turn_after_barge_in" in result.report["settings"]["probes"]
+
+
+def test_a_tool_loop_warns_in_the_default_suite(
+    fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm(faults={"tool-loop"})
+    result = run_cli("check", "--url", f"{server.url}/v1", *FAST)
+    failure = result.check("no_repeated_tool_call")["failures"][0]
+    assert failure["probe"] == "after_tool_result" and failure["severity"] == "warning"
+    assert "calls get_weather again with the same arguments" in failure["title"]
+    assert '"location"' in failure["detail"]
 
 
 @pytest.mark.parametrize("quirk", ["crlf", "no-space", "keepalive", "usage-chunk"])
@@ -178,17 +248,44 @@ def test_extra_fields_rejection_only_warns_when_the_assistant_sends_none(
     failures = result.check("status_is_success")["failures"]
     assert {f["probe"] for f in failures} == {"metadata_variable", "metadata_destructured"}
     assert {f["severity"] for f in failures} == {"warning"}
-    assert "does not send this request" in failures[0]["detail"]
+    assert failures[0]["note"] == "warns only: Vapi would not send this to your assistant"
     assert run_cli("check", "--url", f"{server.url}/v1", "--metadata-send-mode", "off", "--strict", *FAST).code == 1
 
 
-def test_unreachable_endpoint_is_a_finding_not_a_crash(run_cli: Callable[..., Any]) -> None:
-    result = run_cli("check", "--url", "http://127.0.0.1:9/v1", *FAST)
+def test_unreachable_endpoint_is_a_finding_not_a_crash(run_cli: Callable[..., Any], tmp_path: Any) -> None:
+    junit = tmp_path / "junit.xml"
+    result = run_cli("check", "--url", "http://127.0.0.1:1/v1", "--junit", str(junit), *FAST)
     assert result.code == 1
     assert result.failed() == {"endpoint_reachable"}
     assert "connection refused" in result.check("endpoint_reachable")["failures"][0]["detail"]
     assert result.report["stopped_early"]
     assert len(result.report["exchanges"]) == 1
+    # Nothing that needs a reply is reported as passed: only the URL itself could be judged.
+    passed = {c["id"] for c in result.report["checks"] if c["status"] == "passed"}
+    assert passed == {"model_url_is_base_url"}
+    statuses = {c["id"]: c for c in result.report["checks"]}
+    for check_id in ("headers_within_timeout", "status_is_success", "body_is_complete", "no_redirect"):
+        assert statuses[check_id]["status"] == "not_judged"
+        assert statuses[check_id]["not_judged_reason"] == "no response (connect error)"
+    assert result.report["summary"]["checks_passed"] == 1
+    assert result.report["summary"]["checks_not_judged"] == len(statuses) - 2
+    assert "1 checks passed" in result.out and "not judged" in result.out
+    assert "   no response (connect error):\n" in result.out and "status_is_success" in result.out
+    skipped = ET.parse(junit).getroot().findall(".//testcase/skipped")
+    assert skipped and all((s.get("message") or "").startswith("not judged: ") for s in skipped)
+
+
+def test_a_stream_cut_by_the_size_limit_does_not_pass_its_ending_checks(
+    fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm(faults={"huge-body"})
+    result = run_cli("check", "--url", f"{server.url}/v1", *FAST)
+    stream_basic = next(e for e in result.report["exchanges"] if e["probe"] == "stream_basic")
+    assert stream_basic["response"]["outcome"] == "too_large"
+    findings = {f["check"]: f for f in stream_basic["findings"]}
+    for check_id in ("stream_ends_with_done", "events_are_terminated", "finish_reason_is_valid"):
+        assert findings[check_id]["status"] == "not_judged", findings[check_id]
+        assert "not read to its end (too large)" in findings[check_id]["title"]
 
 
 def test_hanging_endpoint_stops_early(fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]) -> None:
@@ -241,7 +338,8 @@ def test_disable_switches_a_check_off(fake_llm: Callable[..., ServerThread], run
     server = fake_llm(faults={"no-done"})
     result = run_cli("check", "--url", f"{server.url}/v1", "--strict", "--disable", "stream_ends_with_done", *FAST)
     assert result.code == 0
-    assert result.check("stream_ends_with_done")["status"] == "skipped"
+    assert result.check("stream_ends_with_done")["status"] == "not_judged"
+    assert result.check("stream_ends_with_done")["not_judged_reason"] == "switched off"
 
 
 @pytest.mark.parametrize(
@@ -261,6 +359,8 @@ def test_disable_switches_a_check_off(fake_llm: Callable[..., ServerThread], run
         (["--deadline-s", "nan"], "is not a finite number"),
         (["--report-dir", "README.md"], "--report-dir: cannot create"),
         (["--json", "tests"], "is a directory"),
+        (["--metadata-send-mode", "offf"], "'offf' is not one of off, variable, destructured. Did you mean 'off'?"),
+        (["--disable", "no_such_check"], "unknown check 'no_such_check'. Did you mean 'no_redirect'?"),
     ],
     ids=[
         "url",
@@ -277,6 +377,8 @@ def test_disable_switches_a_check_off(fake_llm: Callable[..., ServerThread], run
         "nan",
         "report-dir-file",
         "json-dir",
+        "choice-typo",
+        "unknown-check-far",
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(args: list[str], message: str, run_cli: Callable[..., Any]) -> None:
@@ -307,3 +409,65 @@ def test_bad_environment_value_names_the_variable(run_cli: Callable[..., Any], m
     result = run_cli("check")
     assert result.code == 2
     assert "VAPI_HARNESS_TIMEOUT_S: 'soon' is not a number" in result.err
+
+
+def test_choices_are_read_in_any_case(run_cli: Callable[..., Any]) -> None:
+    result = run_cli("check", "--url", "http://127.0.0.1:1/v1", "--metadata-send-mode", "ofF", *FAST)
+    assert result.code == 1  # judged (unreachable), not refused as bad input
+    assert result.report is not None and result.report["target"]["metadata_send_mode"] == "off"
+
+
+def test_a_failing_endpoint_at_80_columns_shows_failures_first_and_fits(
+    fake_llm: Callable[..., ServerThread], tmp_path: Any
+) -> None:
+    server = fake_llm(faults={"no-choices", "no-done"})
+    done = run_command(
+        "check", "--url", f"{server.url}/v1", "--report-dir", str(tmp_path), *FAST, env={"COLUMNS": "80"}
+    )
+    assert done.returncode == 1
+    out = done.stdout.splitlines()
+    progress = [line for line in done.stderr.splitlines() if not line.startswith("Reports: ")]  # a path is kept whole
+    assert all(len(line) <= 80 for line in out + progress), done.stdout + done.stderr
+    assert out[0] == "Checks" and out[1].startswith(" FAIL  chunks_have_choices  stream_basic (+")
+    assert out[2].strip() == "Chunk 1 has no `choices` array"
+    assert any(line.startswith(" WARN  stream_ends_with_done") for line in out)
+    assert any("checks passed (-v lists them)" in line for line in out)
+
+
+def test_a_hung_request_shows_a_live_line_on_a_terminal(fake_llm: Callable[..., ServerThread], tmp_path: Any) -> None:
+    server = fake_llm(faults={"hang"})
+    leader, follower = pty.openpty()
+    args = [
+        "check",
+        "--url",
+        f"{server.url}/v1",
+        "--report-dir",
+        str(tmp_path),
+        "--timeout-s",
+        "3",
+        "--deadline-s",
+        "4",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        env={**os.environ, "COLUMNS": "80", "TERM": "xterm"},
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        for _ in range(200):  # about 20 s at most
+            ready, _, _ = select.select([leader], [], [], 0.1)
+            if ready:
+                try:
+                    seen += os.read(leader, 65536)
+                except OSError:
+                    break
+            if b"waiting for headers" in seen and b"s of 3" in seen:
+                break
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        os.close(leader)
+    assert b"stream_basic  waiting for headers" in seen, seen[-500:]

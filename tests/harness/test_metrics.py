@@ -194,16 +194,23 @@ def test_short_complete_reply_falls_back_to_the_end() -> None:
     assert first_sentence_time(exchange) == T0 + 0.4
 
 
-@pytest.mark.parametrize(
-    ("outcome", "t_end"),
-    [(Outcome.IDLE_TIMEOUT, 0.9), (Outcome.ABORTED, 0.9), (Outcome.COMPLETE, None)],
-    ids=["idle-timeout", "aborted", "complete-without-end"],
-)
-def test_short_incomplete_reply_falls_back_to_last_content(outcome: Outcome, t_end: float | None) -> None:
-    exchange = make_exchange(
-        [(0.1, content("Hi")), (0.2, content(" there")), (0.3, FINISH)], outcome=outcome, t_end=t_end
-    )
+def test_short_complete_reply_without_an_end_falls_back_to_last_content() -> None:
+    exchange = make_exchange([(0.1, content("Hi")), (0.2, content(" there")), (0.3, FINISH)], t_end=None)
     assert first_sentence_time(exchange) == T0 + 0.2
+
+
+@pytest.mark.parametrize("outcome", [Outcome.IDLE_TIMEOUT, Outcome.ABORTED, Outcome.BROKEN])
+def test_a_reply_cut_before_a_sentence_has_no_first_sentence(outcome: Outcome) -> None:
+    exchange = make_exchange(
+        [(0.1, content("Hi")), (0.2, content(" there")), (0.3, FINISH)], outcome=outcome, t_end=0.9
+    )
+    assert first_sentence_time(exchange) is None  # a barge-in must not add a false sentence at its first token
+
+
+def test_a_sentence_completed_before_the_cut_still_counts() -> None:
+    sentence = "Our office opens at nine tomorrow morning."
+    exchange = make_exchange([(0.1, content(sentence)), (0.2, content(" And"))], outcome=Outcome.ABORTED, t_end=0.3)
+    assert first_sentence_time(exchange) == T0 + 0.1
 
 
 @pytest.mark.parametrize(
@@ -223,10 +230,8 @@ def test_first_sentence_ignores_text_after_done() -> None:
 
 def test_first_sentence_ignores_an_unterminated_event() -> None:
     late = "This sentence is long enough to be spoken."
-    exchange = make_exchange(
-        [(0.1, content("Hi")), (0.3, content(late))], outcome=Outcome.BROKEN, t_end=0.4, unterminated_last=True
-    )
-    assert first_sentence_time(exchange) == T0 + 0.1
+    exchange = make_exchange([(0.1, content("Hi")), (0.3, content(late))], t_end=0.4, unterminated_last=True)
+    assert first_sentence_time(exchange) == T0 + 0.4  # the body's end, not the dropped event
 
 
 # longest_content_gap

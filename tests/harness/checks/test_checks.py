@@ -24,7 +24,70 @@ def failed(exchange: Exchange, expect: Expect = Expect.TURN) -> set[str]:
 def test_ideal_stream_passes_every_applicable_check() -> None:
     result = findings(recorded(IDEAL))
     assert result
-    assert all(status is Status.PASSED for status in result.values()), result
+    unjudged = {k for k, v in result.items() if v is Status.NOT_JUDGED}
+    # What a plain streamed answer gives nothing to judge: no tool call, no 4xx, no replay, no usage asked for.
+    assert unjudged == {
+        "error_has_envelope",
+        "matches_recording",
+        "no_repeated_tool_call",
+        "tool_calls_assemble",
+        "tool_calls_name_offered",
+        "usage_when_requested",
+    }
+    assert all(status is Status.PASSED for k, status in result.items() if k not in unjudged), result
+
+
+def test_a_refused_connection_judges_nothing_but_reachability_and_the_url() -> None:
+    ctx = CheckContext("probe", Expect.TURN, Thresholds())
+    exchange = recorded([], status=None, outcome=Outcome.CONNECT_ERROR, url="http://127.0.0.1:1/v1")
+    found = run_checks(ctx, exchange)
+    judged = {f.check: f.status for f in found if f.status is not Status.NOT_JUDGED}
+    assert judged == {"endpoint_reachable": Status.FAILED, "model_url_is_base_url": Status.PASSED}
+    reasons = {f.check: f.title for f in found if f.status is Status.NOT_JUDGED}
+    assert reasons["status_is_success"] == "no response (connect error)"
+    assert reasons["chunks_have_choices"] == "no response (connect error)"
+
+
+def test_a_stream_cut_by_the_size_bound_is_not_judged_on_how_it_ends() -> None:
+    exchange = recorded(IDEAL[:3], outcome=Outcome.TOO_LARGE)
+    result = findings(exchange)
+    assert result["body_within_size_limit"] is Status.FAILED
+    for check_id in ("stream_ends_with_done", "events_are_terminated", "last_event_terminated"):
+        assert result[check_id] is Status.NOT_JUDGED, check_id
+
+
+def test_a_refusal_with_another_status_warns_and_serving_fails() -> None:
+    ctx = CheckContext("wrong_api_key", Expect.AUTH, Thresholds())
+    refused = recorded([b'{"error": {"message": "bad key", "type": "auth_error"}}'], status=400, stream=False)
+    served = recorded(IDEAL, status=200)
+    [refusal] = [f for f in run_checks(ctx, refused) if f.check == "rejects_wrong_api_key"]
+    [open_door] = [f for f in run_checks(ctx, served) if f.check == "rejects_wrong_api_key"]
+    assert (refusal.status, refusal.severity) == (Status.FAILED, Severity.WARNING)
+    assert "refusing" in refusal.title
+    assert (open_door.status, open_door.severity) == (Status.FAILED, Severity.ERROR)
+    assert "serves callers" in open_door.title
+
+
+def test_a_reply_that_repeats_the_answered_tool_call_is_a_tool_loop() -> None:
+    history: list[dict[str, Any]] = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}}
+        ]},
+        {"role": "tool", "tool_call_id": "c1", "content": "Sunny"},
+    ]  # fmt: skip
+
+    def reply(arguments: str, messages: list[dict[str, Any]]) -> Exchange:
+        frames = [ROLE, chunk({"tool_calls": [TOOL_HEAD]}),
+                  chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]}), DONE]  # fmt: skip
+        exchange = recorded(frames, tools=(WEATHER_TOOL,))
+        assert exchange.request.json_body is not None
+        exchange.request = exchange.request.with_json_body({**exchange.request.json_body, "messages": messages})
+        return exchange
+
+    assert "no_repeated_tool_call" in failed(reply('{ "location": "Paris" }', history))  # same JSON, other spacing
+    assert findings(reply('{"location":"Rome"}', history))["no_repeated_tool_call"] is Status.PASSED
+    assert findings(reply('{"location":"Paris"}', history[:1]))["no_repeated_tool_call"] is Status.NOT_JUDGED
 
 
 def test_ideal_completion_passes() -> None:
@@ -255,7 +318,7 @@ def test_unreachable_endpoint_only_fails_reachability() -> None:
 def test_barge_in_is_judged_only_on_reaching_the_server() -> None:
     exchange = recorded([ROLE, WORDS[0]], outcome=Outcome.ABORTED)
     result = findings(exchange, Expect.BARGE_IN)
-    assert set(result) == {"endpoint_reachable", "headers_within_timeout", "status_is_success"}
+    assert set(result) == {"endpoint_reachable", "headers_within_timeout", "status_is_success", "response_is_http"}
     assert all(v is Status.PASSED for v in result.values())
 
 
@@ -269,16 +332,18 @@ def test_failure_quotes_what_was_received() -> None:
 
 def test_disabled_checks_do_not_run() -> None:
     ctx = CheckContext("probe", Expect.TURN, Thresholds())
-    ran = {f.check for f in run_checks(ctx, recorded([ROLE, *WORDS, STOP]), frozenset({"stream_ends_with_done"}))}
-    assert "stream_ends_with_done" not in ran
-    assert "chunks_have_choices" in ran
+    found = run_checks(ctx, recorded([ROLE, *WORDS, STOP]), frozenset({"stream_ends_with_done"}))
+    ran = {f.check: f for f in found}
+    assert ran["stream_ends_with_done"].status is Status.NOT_JUDGED
+    assert ran["stream_ends_with_done"].title == "switched off"
+    assert ran["chunks_have_choices"].status is Status.PASSED
 
 
 def test_every_check_has_a_rationale_and_a_test_case() -> None:
     covered = {c for c, _ in ERROR_CASES.values()} | {c for c, _ in WARNING_CASES.values()}
     covered |= {"message_in_reply", "tool_calls_are_valid", "malformed_request_rejected", "rejects_wrong_api_key"}
     covered |= {"error_has_envelope", "completion_matches_openai_schema", "no_redirect", "tool_calls_name_offered"}
-    covered |= {"matches_recording"}
+    covered |= {"matches_recording", "no_repeated_tool_call", "response_is_http"}
     assert set(REGISTRY) == covered
     assert all(c.rationale for c in REGISTRY.values())
 
@@ -313,4 +378,4 @@ def test_matches_recording(reference: dict[str, Any], frames: list[bytes], statu
 
 
 def test_matches_recording_needs_a_recording() -> None:
-    assert "matches_recording" not in findings(recorded(IDEAL))
+    assert findings(recorded(IDEAL))["matches_recording"] is Status.NOT_JUDGED

@@ -32,10 +32,18 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, 
 
     folder = tmp_path_factory.mktemp("html")
     out: dict[str, tuple[dict[str, Any], str]] = {}
-    targets: dict[str, Any] = {"healthy": None, "buffered": {"buffered"}, "stall": {"stall"}}
+    targets: dict[str, Any] = {
+        "healthy": None,
+        "buffered": {"buffered"},
+        "stall": {"stall"},
+        "failing": {"no-choices"},
+        "hung": {"hang"},
+    }
     for name, faults in targets.items():
         args = ["check", "--json", str(folder / f"{name}.json"), "--html", str(folder / f"{name}.html")]
-        args += ["--report-dir", str(folder / "reports"), "--quiet", *FAST]
+        args += ["--report-dir", str(folder / "reports"), "--quiet", "--barge-in-pause-ms", "100", *FAST]
+        if faults == {"hang"}:
+            args += ["--timeout-s", "1", "--deadline-s", "2"]
         if faults is None:
             done = run_command(*args)
         else:
@@ -119,3 +127,56 @@ def test_the_page_opens_in_chromium_without_errors_and_draws_the_timeline(
     assert loaded.values["timelines"] == len(runs["buffered"][0]["exchanges"])
     assert loaded.values["marks"] > 20 and loaded.values["width"] > 300
     assert loaded.values["title"] == f"vapi-harness passed · {runs['buffered'][0]['run_id']}"
+
+
+def _browser() -> str:
+    browser, why = chromium()
+    if browser is None:
+        pytest.skip(why)
+    return browser
+
+
+def test_the_rendered_pages_say_what_happened(tmp_path: Path, runs: dict[str, tuple[dict[str, Any], str]]) -> None:
+    browser = _browser()
+    pages = {}
+    for name in ("buffered", "failing", "hung"):
+        page = tmp_path / f"{name}.html"
+        page.write_text(runs[name][1])
+        pages[name] = page
+    expressions = {
+        "badge": "document.querySelector('#verdict').textContent",
+        "numeric_header_align": "getComputedStyle(document.querySelector('th.num')).textAlign",
+        "timelines": "document.querySelectorAll('.timeline svg').length",
+        "nothing_arrived": "document.querySelectorAll('.nothing-arrived').length",
+        "more": "(() => { const d = document.querySelector('details.more'); if (!d) return null; d.open = true;"
+        " return d.innerText; })()",
+        "first_timeline_text": "(document.querySelector('#timeline-0 svg') || {textContent: ''}).textContent",
+        "cdf_legend": "(document.querySelector('#distributions svg') || {textContent: ''}).textContent",
+        "latency_rows": "[...document.querySelectorAll('h2 + table tr')].map(r => r.innerText)",
+    }
+    warned = load_page(browser, pages["buffered"], expressions)
+    assert warned.errors == []
+    assert warned.values["badge"] == "PASSED WITH WARNINGS"  # not the clean run's green PASSED
+    assert warned.values["numeric_header_align"] == "right"
+    failing = load_page(browser, pages["failing"], expressions)
+    assert failing.values["badge"] == "FAILED"
+    more = failing.values["more"]
+    assert more and "non_stream" not in more and "stream_tool_call: Chunk 1 has no `choices` array" in more
+    assert "chunks_have_choices" in failing.values["first_timeline_text"]  # the offending chunk is marked
+    assert "failed here" in failing.values["first_timeline_text"]
+    hung = load_page(browser, pages["hung"], expressions)
+    report = runs["hung"][0]
+    assert hung.values["timelines"] == 0  # nothing arrived: no empty plots
+    assert hung.values["nothing_arrived"] == len(report["exchanges"])
+
+
+def test_the_latency_chart_and_table_count_the_same_samples(runs: dict[str, tuple[dict[str, Any], str]]) -> None:
+    for name in ("healthy", "stall"):
+        report, page = runs[name]
+        latency = report["latency"]
+        for metric in ("ttft_ms", "first_sentence_ms"):
+            assert latency[metric]["n"] == len(latency[metric]["samples"])
+            assert f"{metric} (n={latency[metric]['n']})" in page
+        barge_in = next(e for e in report["exchanges"] if e["probe"] == "barge_in")
+        assert barge_in["metrics"]["first_sentence_ms"] is None  # a cut stream spoke no sentence
+        assert barge_in["metrics"]["total_ms"] is None

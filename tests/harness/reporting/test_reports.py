@@ -69,11 +69,29 @@ def _golden(name: str, text: str) -> None:
     assert text == path.read_text(encoding="utf-8"), f"{name} differs; rerun with UPDATE_GOLDEN=1 if intended"
 
 
-def test_terminal_output_matches_golden() -> None:
+def _terminal(width: int, *, verbose: bool = False) -> str:
     with open(os.devnull, "w") as sink:
-        console = Console(width=120, record=True, color_system=None, file=sink)
-        render_results(recorded_run(), console, Redactor())
-    _golden("check_terminal.txt", console.export_text())
+        console = Console(width=width, record=True, color_system=None, file=sink)
+        render_results(recorded_run(), console, Redactor(), verbose=verbose)
+    return console.export_text()
+
+
+def test_terminal_output_at_80_columns_matches_golden() -> None:
+    text = _terminal(80)
+    _golden("check_terminal.txt", text)
+    assert all(len(line) <= 80 for line in text.splitlines())
+    lines = text.splitlines()
+    # Failures first, errors before warnings; passes folded into one line.
+    assert lines[1].startswith(" FAIL  chunks_have_choices")
+    assert lines.index(next(line for line in lines if line.startswith(" WARN"))) > 1
+    assert any(line.startswith(" 27 checks passed (-v lists them)") for line in lines)
+    assert not any(line.startswith(" PASS") for line in lines)
+
+
+def test_verbose_terminal_output_lists_passing_checks() -> None:
+    text = _terminal(80, verbose=True)
+    assert " PASS  chunk_has_no_error  3 requests" in text
+    assert "checks passed (-v lists them)" not in text
 
 
 def test_junit_matches_golden_and_loads(tmp_path: Path) -> None:
@@ -122,7 +140,7 @@ def test_json_report_validates_and_carries_everything(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("path", "value"),
-    [(("verdict",), "maybe"), (("schema_version",), 2), (("exchanges", 0, "metrics", "ttft_ms"), "fast")],
+    [(("verdict",), "maybe"), (("schema_version",), 99), (("exchanges", 0, "metrics", "ttft_ms"), "fast")],
     ids=["verdict", "version", "metric-type"],
 )
 def test_schema_rejects_a_broken_document(path: tuple[str | int, ...], value: object) -> None:

@@ -56,6 +56,19 @@ def test_a_server_that_forgets_tool_results_fails_the_tool_scenario(
     assert "Our office opens" in message  # what it said instead
 
 
+def test_a_tool_loop_fails_the_tool_scenario(
+    fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
+) -> None:
+    server = fake_llm(faults={"tool-loop"})
+    result = run_cli("check", "--suite", "conformance", "--url", f"{server.url}/v1", *FAST)
+    assert result.code == 1
+    message = _failure(result, "a tool call, its result, and the spoken follow-up")
+    assert "endless tool loop: get_weather called again with the same arguments after its result" in message
+    scenario = next(s for s in result.report["scenarios"] if s["name"].startswith("a tool call"))
+    looped = next(t for t in scenario["turns"] if t["verdict"] == "failed")
+    assert len(looped["requests"]) == 2  # the call and its repeat: stopped there, not after five rounds
+
+
 def test_a_server_that_crashes_after_an_abort_fails_the_barge_in_storm(
     fake_llm: Callable[..., ServerThread], run_cli: Callable[..., Any]
 ) -> None:
