@@ -2,7 +2,8 @@
 
 A metric SLO is `<metric>_<pNN|mean|max>_ms=<limit>` over the load metrics (ttft, first_sentence, total,
 max_gap); `error_rate=<fraction>` bounds failed turns. Each is met when the measured value is at or below the
-limit; a metric with no samples breaks its SLO (nothing was measured, so nothing was met).
+limit; a metric with no samples breaks its SLO (nothing was measured, so nothing was met). A run cut short by a
+signal is not judged at all: its numbers are reported, and every SLO is "not judged (interrupted)".
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.errors import did_you_mean
 from harness.load.stats import LOAD_METRICS, LoadStats
 
-__all__ = ["DEFAULT_SLOS", "Slo", "SloResult", "evaluate", "parse_slo"]
+__all__ = ["DEFAULT_SLOS", "NOT_JUDGED", "Slo", "SloResult", "evaluate", "parse_slo", "parse_slo_lines", "slo_rows"]
 
 _METRIC_SLO = re.compile(r"^(?P<metric>[a-z_]+?)_(?P<stat>p50|p90|p95|p99|mean|max)_ms$")
 DEFAULT_SLOS = ("ttft_p95_ms=800", "first_sentence_p95_ms=1500", "error_rate=0.01")
+NOT_JUDGED = "not judged (interrupted)"
 
 
 @dataclass(frozen=True)
@@ -42,13 +45,23 @@ class SloResult:
         """True when measured and at or below the limit."""
         return self.value is not None and self.value <= self.slo.limit
 
-    def line(self) -> str:
-        """One line for the terminal: what, measured, limit, and by how much it broke."""
+    def verdict(self, interrupted: bool = False) -> str:
+        """`met`, `BROKEN by ...`, `no samples`, or NOT_JUDGED for a run cut short."""
+        if interrupted:
+            return NOT_JUDGED
         if self.value is None:
-            return f"{self.slo.name}: no samples (limit {self.slo.limit:g})"
+            return "no samples"
         unit = "" if self.slo.metric is None else " ms"
-        verdict = "met" if self.met else f"BROKEN by {self.value - self.slo.limit:.4g}{unit}"
-        return f"{self.slo.name}: {self.value:.4g}{unit} (limit {self.slo.limit:g}{unit}): {verdict}"
+        return "met" if self.met else f"BROKEN by {self.value - self.slo.limit:.4g}{unit}"
+
+    def line(self, interrupted: bool = False) -> str:
+        """One line for the terminal: what, measured, limit, and by how much it broke."""
+        unit = "" if self.slo.metric is None else " ms"
+        if self.value is None:
+            tail = f": {NOT_JUDGED}" if interrupted else ""
+            return f"{self.slo.name}: no samples (limit {self.slo.limit:g}{unit}){tail}"
+        measured = f"{self.value:.4g}{unit} (limit {self.slo.limit:g}{unit})"
+        return f"{self.slo.name}: {measured}: {self.verdict(interrupted)}"
 
 
 def parse_slo(text: str) -> Slo:
@@ -70,10 +83,17 @@ def parse_slo(text: str) -> Slo:
     match = _METRIC_SLO.match(name)
     metrics = [m.removesuffix("_ms") for m in LOAD_METRICS]
     if match is None or match["metric"] not in metrics:
-        known = ", ".join(f"{m}_p95_ms" for m in metrics)
-        raise ValueError(f"{text!r}: unknown SLO {name!r}; use error_rate or <metric>_<p50|p90|p95|p99|mean|max>_ms "
-                         f"with a metric of {known}")  # fmt: skip
+        examples = [f"{m}_p95_ms" for m in metrics]
+        raise ValueError(f"{text!r}: unknown SLO {name!r}.{did_you_mean(name, [*examples, 'error_rate'])} Use "
+                         f"error_rate or <metric>_<p50|p90|p95|p99|mean|max>_ms, where <metric> is one of "
+                         f"{', '.join(metrics)}")  # fmt: skip
     return Slo(name, limit, f"{match['metric']}_ms", match["stat"])
+
+
+def parse_slo_lines(text: str | None) -> list[Slo]:
+    """One SLO per line (as `vapi-harness load` hands them to Locust); the defaults when there is no text."""
+    lines = (text if text is not None else "\n".join(DEFAULT_SLOS)).splitlines()
+    return [parse_slo(line) for line in lines if line.strip()]
 
 
 def evaluate(slos: Sequence[Slo], stats: LoadStats | Mapping[str, Any]) -> list[SloResult]:
@@ -88,3 +108,17 @@ def evaluate(slos: Sequence[Slo], stats: LoadStats | Mapping[str, Any]) -> list[
             value = None if metric is None else float(metric[str(slo.stat)])
         results.append(SloResult(slo, value))
     return results
+
+
+def slo_rows(results: Sequence[SloResult], interrupted: bool) -> list[dict[str, Any]]:
+    """The verdicts as the reports hold them; `met` is None when the run was cut short (not judged)."""
+    return [
+        {
+            "name": r.slo.name,
+            "limit": r.slo.limit,
+            "value": r.value,
+            "met": None if interrupted else r.met,
+            "verdict": r.verdict(interrupted),
+        }
+        for r in results
+    ]

@@ -4,15 +4,14 @@ Each call is a scenario played by `mock_vapi.CallSimulator` (the one builder of 
 reader `check` uses, tool results and follow-ups included) on the process's `CallLoop`, an asyncio thread
 beside gevent. Locust counts exactly one request per exchange ("turn", its response time the whole reply,
 failed with the error class `check` uses), and the exact voice metrics go to `LoadStats`, merged across
-workers.
+workers. `TestRecorder` writes each test's reports; the web UI gets a "Voice latency" tab.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -24,12 +23,14 @@ from locust.runners import WorkerRunner
 
 from harness.exchange import Exchange
 from harness.load.call_loop import CallLoop
-from harness.load.stats import LoadStats
+from harness.load.recorder import TestRecorder
+from harness.load.slo import Slo, evaluate
+from harness.load.stats import LOAD_METRICS, LoadStats
 from harness.reader import ReadLimits
 from harness.scenarios.model import Scenario, Turn
 from mock_vapi.simulator import CallSimulator
 
-__all__ = ["VapiCallUser", "call_loop", "default_call", "stats_of", "web_rows", "write_reports"]
+__all__ = ["VapiCallUser", "call_loop", "default_call", "stats_of", "web_rows"]
 
 T = TypeVar("T")
 _SYSTEM = "You are Ava, the receptionist for Acme Dental. Keep answers short: they are spoken on a phone call."
@@ -107,9 +108,11 @@ class VapiCallUser(User):
 
 
 def _on_init(environment: Environment, **_: Any) -> None:
-    """Workers send their samples with each report; the master merges them into the run's stats."""
+    """Workers send their samples with each report and the master merges them; the master (or the standalone
+    process) records each test and writes its reports when it ends."""
 
     sent = LoadStats()  # what this worker reported, kept only for VAPI_HARNESS_LOAD_WORKER_DUMP
+    worker = isinstance(environment.runner, WorkerRunner)
 
     def report(client_id: str, data: dict[str, Any], **_: Any) -> None:
         data["vapi"] = stats_of(environment).drain()
@@ -124,55 +127,65 @@ def _on_init(environment: Environment, **_: Any) -> None:
         loop = getattr(environment, "vapi_call_loop", None)
         if loop is not None:
             loop.close()
-        if isinstance(environment.runner, WorkerRunner):
+        dump = os.environ.get("VAPI_HARNESS_LOAD_WORKER_DUMP")
+        if isinstance(environment.runner, WorkerRunner) and dump:
             # A check of the merge (tests): each worker writes every sample it sent to the master.
-            dump = os.environ.get("VAPI_HARNESS_LOAD_WORKER_DUMP")
-            if dump:
-                path = Path(dump) / f"worker-{environment.runner.client_id}.json"
-                path.write_text(json.dumps({"samples": {k: v.tolist() for k, v in sent.samples.items()},
-                                            "turns": sent.turns, "errors": dict(sent.errors)}))  # fmt: skip
-            return
-        options = environment.parsed_options
-        prefix = os.environ.get("VAPI_HARNESS_LOAD_REPORT_PREFIX") or getattr(options, "csv_prefix", None)
-        if prefix:
-            stats = stats_of(environment)
-            write_reports(stats, Path(prefix))
-            if os.environ.get("VAPI_HARNESS_LOAD_SAMPLES"):  # raw samples, for the HTML report's distributions
-                path = Path(prefix).with_name(Path(prefix).name + "_vapi_samples.json")
-                path.write_text(json.dumps({k: v.tolist() for k, v in stats.samples.items()}))
+            path = Path(dump) / f"worker-{environment.runner.client_id}.json"
+            path.write_text(json.dumps({"samples": {k: v.tolist() for k, v in sent.samples.items()},
+                                        "turns": sent.turns, "errors": dict(sent.errors)}))  # fmt: skip
 
     environment.events.report_to_master.add_listener(report)
     environment.events.worker_report.add_listener(merge)
     environment.events.quitting.add_listener(quitting)
+    if worker:
+        environment.events.test_start.add_listener(lambda **_: stats_of(environment).reset())
+        return
+    options = environment.parsed_options
+    prefix = os.environ.get("VAPI_HARNESS_LOAD_REPORT_PREFIX") or getattr(options, "csv_prefix", None)
+    recorder = TestRecorder(environment, stats_of(environment), Path(prefix) if prefix else None)
+    recorder.install()
     if environment.web_ui is not None:
-        _extend_web_ui(environment)
+        _extend_web_ui(environment, recorder.slos)
 
 
 _WEB_KEY = "vapi-latency"
 _WEB_COLUMNS = ("n", "p50", "p90", "p95", "p99", "max")
 
 
-def web_rows(stats: LoadStats) -> list[dict[str, Any]]:
-    """The rows of the "Voice latency" tab: one per metric (exact, in ms), then turns and errors by class."""
+def web_rows(stats: LoadStats, slos: Sequence[Slo] = ()) -> list[dict[str, Any]]:
+    """The rows of the "Voice latency" tab: one per metric (exact, in ms; ttft first) with the verdicts of its
+    SLOs so far, then turns, the error rate with its SLO, and the errors by class."""
     summary = stats.summary()
-    rows: list[dict[str, Any]] = [
-        {"name": name, **{c: round(values[c], 1) if c != "n" else values[c] for c in _WEB_COLUMNS}}
-        for name, values in summary["metrics"].items()
-    ]
-    rows.append({"name": "turns", "n": summary["turns"]})
-    rows += [{"name": f"error: {error}", "n": count} for error, count in sorted(summary["errors"].items())]
+    verdicts: dict[str | None, list[str]] = {}
+    for result in evaluate(slos, summary):
+        verdicts.setdefault(result.slo.metric, []).append(result.line())
+    rows: list[dict[str, Any]] = []
+    for name in LOAD_METRICS:
+        values = summary["metrics"].get(name)
+        if values is None:
+            cells: dict[str, Any] = dict.fromkeys(_WEB_COLUMNS, "") | {"n": 0, "p50": "no samples"}
+        else:
+            cells = {c: round(values[c], 1) if c != "n" else values[c] for c in _WEB_COLUMNS}
+        rows.append({"metric": name, **cells, "slo": "; ".join(verdicts.get(name, []))})
+    rows.append({"metric": "turns", "n": summary["turns"]})
+    failed = sum(summary["errors"].values())
+    rows.append(
+        {"metric": f"error rate {summary['error_rate']:.2%}", "n": failed, "slo": "; ".join(verdicts.get(None, []))}
+    )
+    rows += [{"metric": f"error: {error}", "n": count} for error, count in sorted(summary["errors"].items())]
     return rows
 
 
-def _extend_web_ui(environment: Environment) -> None:
+def _extend_web_ui(environment: Environment, slos: Sequence[Slo]) -> None:
     """A "Voice latency" tab in Locust's web UI with the exact percentiles (Locust's own are rounded)."""
     from flask import request
 
     web_ui = environment.web_ui
     assert web_ui is not None and web_ui.app is not None
-    structure = [{"key": "name", "title": "Metric"}] + [
+    # The first column's key is not "name": Locust's table sorts by "name" first, and ttft must stay on top.
+    structure = [{"key": "metric", "title": "Metric"}] + [
         {"key": c, "title": c if c == "n" else f"{c} (ms)"} for c in _WEB_COLUMNS
-    ]
+    ] + [{"key": "slo", "title": "SLO (so far)"}]  # fmt: skip
     web_ui.template_args["extended_tabs"] = [{"title": "Voice latency", "key": _WEB_KEY}]
     web_ui.template_args["extended_tables"] = [{"key": _WEB_KEY, "structure": structure}]
 
@@ -180,30 +193,11 @@ def _extend_web_ui(environment: Environment) -> None:
         if request.path != "/stats/requests" or not response.is_json:
             return response
         payload = response.get_json()
-        payload["extended_stats"] = [{"key": _WEB_KEY, "data": web_rows(stats_of(environment))}]
+        payload["extended_stats"] = [{"key": _WEB_KEY, "data": web_rows(stats_of(environment), slos)}]
         response.set_data(json.dumps(payload))
         return response
 
     web_ui.app.after_request(add_voice_latency)
-
-
-def write_reports(stats: LoadStats, prefix: Path) -> tuple[Path, Path]:
-    """`<prefix>_vapi.json` (the summary) and `<prefix>_vapi.csv` (one row per metric), beside Locust's CSVs."""
-    summary = stats.summary()
-    json_path = prefix.with_name(prefix.name + "_vapi.json")
-    csv_path = prefix.with_name(prefix.name + "_vapi.csv")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    columns = ("n", "min", "mean", "p50", "p90", "p95", "p99", "max")
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["metric", *columns])
-        for name, row in summary["metrics"].items():
-            writer.writerow([name, *(round(row[c], 3) if c != "n" else row[c] for c in columns)])
-        writer.writerow(["turns", summary["turns"], *([""] * (len(columns) - 1))])
-        for error, count in sorted(summary["errors"].items()):
-            writer.writerow([f"error:{error}", count, *([""] * (len(columns) - 1))])
-    return json_path, csv_path
 
 
 events.init.add_listener(_on_init)

@@ -66,7 +66,7 @@ def test_bad_options_exit_2_with_the_reason(tmp_path: Path) -> None:
         (("--slo", "latency"), "not NAME=VALUE"),
         (("--slo", "speed_p95_ms=5"), "unknown SLO"),
         (("--run-time", "soon"), "is not a duration"),
-        (("--profile", "burst"), "invalid choice: 'burst'"),
+        (("--profile", "burst"), "'burst' is not one of smoke"),
         (("--scenario", str(tmp_path / "missing.yaml")), "cannot read"),
     ):
         done = run_command("load", *args, "--report-dir", str(tmp_path))

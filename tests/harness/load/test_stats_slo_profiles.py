@@ -11,8 +11,8 @@ import pytest
 
 from harness.exchange import Exchange
 from harness.load.profiles import PROFILES, stages
-from harness.load.slo import evaluate, parse_slo
-from harness.load.stats import LoadStats
+from harness.load.slo import evaluate, parse_slo, slo_rows
+from harness.load.stats import MAX_TIMELINE_ROWS, LoadStats, timeline
 from harness.metrics import percentile
 from harness.reader import ReadLimits, new_session, read_into
 from harness.servers import ServerThread
@@ -92,6 +92,7 @@ def test_slos_parse_evaluate_and_say_by_how_much() -> None:
         ("ttft_p95_ms", "not NAME=VALUE"),
         ("ttft_p95_ms=fast", "is not a number"),
         ("latency_p95_ms=5", "unknown SLO"),
+        ("ttfb_p95_ms=800", "Did you mean 'ttft_p95_ms'.+where <metric> is one of ttft, first_sentence"),
         ("error_rate=2", "fraction"),
     ):
         with pytest.raises(ValueError, match=message):
@@ -106,3 +107,49 @@ def test_profiles_scale_to_users_and_run_time() -> None:
     assert stages("smoke", 50, 20)[0].users == 2
     with pytest.raises(ValueError, match="unknown profile 'rampp'"):
         stages("rampp", 10, 10)
+
+
+def test_the_timeline_counts_turns_failures_and_callers_per_interval_with_exact_ttft() -> None:
+    stats = LoadStats()
+    start = 1_000.0
+    for i, value in enumerate([100.0, 300.0, 200.0, 900.0]):  # two turns in each of the first two seconds
+        stats.turns += 1
+        stats.times["turn"].append(start + 0.4 * i)
+        stats.samples["ttft_ms"].append(value)
+        stats.times["ttft"].append(start + 0.4 * i)
+    stats.turns += 1
+    stats.errors["http_500"] += 1
+    stats.times["turn"].append(start + 2.5)
+    stats.times["error"].append(start + 2.5)
+    rows = timeline(stats, start, 3.0, [(start, 0), (start + 0.5, 2), (start + 2.2, 1)])["rows"]
+    assert [r["t_s"] for r in rows] == [0.0, 1.0, 2.0]
+    assert [r["turns"] for r in rows] == [3, 1, 1] and [r["errors"] for r in rows] == [0, 0, 1]
+    assert [r["users"] for r in rows] == [2, 2, 1]  # the second second: no sample, still 2
+    assert rows[0]["ttft_p50_ms"] == 200.0 and rows[1]["ttft_p95_ms"] == 900.0 and rows[2]["ttft_n"] == 0
+    long = timeline(stats, start, 3600.0, [])
+    assert long["interval_s"] == 30.0 and len(long["rows"]) == MAX_TIMELINE_ROWS
+
+
+def test_reset_forgets_everything_and_merge_keeps_times_and_one_example_per_class() -> None:
+    worker, master = LoadStats(), LoadStats()
+    worker.turns, worker.errors["http_500"] = 2, 2
+    worker.times["turn"].extend([1.0, 2.0])
+    worker.examples["http_500"] = {"class": "http_500", "status": 500, "body": "boom"}
+    master.examples["http_500"] = {"class": "http_500", "status": 500, "body": "first"}
+    master.merge(worker.drain())
+    assert master.turns == 2 and list(master.times["turn"]) == [1.0, 2.0]
+    assert master.summary()["error_examples"] == [{"class": "http_500", "status": 500, "body": "first"}]
+    master.reset()
+    assert master.turns == 0 and not master.errors and not master.times["turn"] and master.resets == 1
+    assert master.summary()["error_examples"] == []
+
+
+def test_an_interrupted_run_judges_no_slo() -> None:
+    stats = LoadStats()
+    stats.samples["ttft_ms"].extend([100.0] * 10)
+    stats.turns = 10
+    results = evaluate([parse_slo("ttft_p95_ms=800"), parse_slo("ttft_p95_ms=50")], stats)
+    judged, cut = slo_rows(results, interrupted=False), slo_rows(results, interrupted=True)
+    assert [r["met"] for r in judged] == [True, False] and judged[1]["verdict"] == "BROKEN by 50 ms"
+    assert [r["met"] for r in cut] == [None, None] and {r["verdict"] for r in cut} == {"not judged (interrupted)"}
+    assert results[0].line(interrupted=True) == "ttft_p95_ms: 100 ms (limit 800 ms): not judged (interrupted)"
