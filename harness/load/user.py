@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import aiohttp
+import gevent
 from locust import User, events, task
 from locust.env import Environment
 from locust.exception import CatchResponseError
@@ -79,6 +80,7 @@ class VapiCallUser(User):
     limits: ClassVar[ReadLimits] = ReadLimits()
 
     _simulator: CallSimulator | None = None  # made on the first call, on the call loop's thread
+    _stopped: bool = False  # Locust stopped this caller: what its cut call still reports is not counted
 
     @task
     def call(self) -> None:
@@ -94,10 +96,17 @@ class VapiCallUser(User):
                 )  # fmt: skip
             return self._simulator.play()
 
-        loop.run(play)
+        try:
+            loop.run(play)
+        except gevent.GreenletExit:
+            self._stopped = True
+            raise
 
     def _report(self, exchange: Exchange) -> None:
-        """In the hub: one Locust request per exchange, and its voice metrics."""
+        """In the hub: one Locust request per exchange, and its voice metrics. A turn that ends after Locust
+        stopped this caller (cut by the stop) is counted by neither, so both reports hold the same turns."""
+        if self._stopped:
+            return
         error = stats_of(self.environment).add(exchange)
         t_end = exchange.t_end if exchange.t_end is not None else exchange.t_start
         self.environment.events.request.fire(
