@@ -8,7 +8,7 @@ A fake upstream on loopback holds back its first content for a fixed `ttft_ms`; 
 time to the first content-bearing SSE event minus `ttft_ms` is its timing error. The methods, all
 sending the same Vapi request over one reused connection each:
 
-- `harness`: `harness.reader.read_into` with an aiohttp session, read as `exchange_metrics(...)["ttft_ms"]`;
+- `harness`: `mock_vapi.reader.read_into` with an aiohttp session, read as `exchange_metrics(...)["ttft_ms"]`;
 - `raw asyncio`: a hand-written HTTP/1.1 client on `asyncio.open_connection` that splits the chunked body;
 - `httpx`: `AsyncClient.stream` with `aiter_lines`, each `data:` line parsed as JSON;
 - `openai SDK`: `AsyncOpenAI.chat.completions.create(stream=True)`, the first chunk with `delta.content`.
@@ -58,12 +58,12 @@ import aiohttp
 import httpx
 import openai
 
-from harness.exchange import Exchange, Outcome
 from harness.fake_llm import FakeLLMConfig, create_app
 from harness.metrics import exchange_metrics, percentile
-from harness.reader import ReadLimits, new_session, read_into
 from harness.servers import serve_in_thread
 from mock_vapi import CustomLLMModel, VapiRequest, build_request
+from mock_vapi.exchange import Exchange, Outcome
+from mock_vapi.reader import ReadLimits, new_session, read_into
 
 __all__ = [
     "CPU_RESPONSES",

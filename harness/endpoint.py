@@ -7,9 +7,9 @@ from contextlib import contextmanager
 from importlib.metadata import entry_points
 from urllib.parse import urlsplit
 
-from harness.errors import ConfigError
 from harness.fake_llm import FakeLLMConfig, create_app
 from harness.servers import serve_in_thread
+from mock_vapi.errors import ConfigError
 
 __all__ = ["builtin_endpoint", "validate_url"]
 

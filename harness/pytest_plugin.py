@@ -32,12 +32,12 @@ from _pytest._code.code import ReprFileLocation, TerminalRepr
 if TYPE_CHECKING:
     from _pytest._io import TerminalWriter
 
-    from harness.exchange import Exchange
-    from harness.reader import ReadLimits
     from harness.reporting import Redactor
     from harness.results import ExchangeResult
     from harness.scenarios.runner import ScenarioResult, TurnResult
     from mock_vapi import VapiRequest
+    from mock_vapi.exchange import Exchange
+    from mock_vapi.reader import ReadLimits
 
 __all__ = ["ScenarioFailed", "ScenarioFailureRepr", "ScenarioFile", "ScenarioItem", "VapiTurn"]
 
@@ -71,7 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
     url = config.getoption("--vapi-url", default=None)
     if url:
         from harness.endpoint import validate_url
-        from harness.errors import ConfigError
+        from mock_vapi.errors import ConfigError
 
         try:
             validate_url(url, "--vapi-url")
@@ -102,8 +102,8 @@ def _endpoint(config: pytest.Config) -> str:
 
 
 def _settings(config: pytest.Config) -> Any:
-    from harness.reader import ReadLimits
-    from harness.runner import RunSettings
+    from harness.judging import RunSettings
+    from mock_vapi.reader import ReadLimits
 
     timeout_s = float(config.getoption("--vapi-timeout-s"))
     return RunSettings(limits=ReadLimits(deadline_s=timeout_s + 10))
@@ -128,7 +128,7 @@ class ScenarioFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         """Load and validate the file."""
-        from harness.scenarios.loader import ScenarioError, load_file
+        from mock_vapi.scenarios.loader import ScenarioError, load_file
 
         try:
             scenario = load_file(self.path)
@@ -172,8 +172,8 @@ class ScenarioItem(pytest.Item):
 
 
 def _play(config: pytest.Config, scenarios: Sequence[Any]) -> list[Any]:
-    from harness.reader import new_session
     from harness.scenarios.runner import play_scenarios
+    from mock_vapi.reader import new_session
 
     url = _endpoint(config)
     api_key = config.getoption("--vapi-api-key")
@@ -308,7 +308,7 @@ class _FailureReport:
 
     def request(self, judged: ExchangeResult, count: int) -> list[_Line]:
         """URL, answer, message count and the last user message; the whole body when `full`."""
-        from harness.exchange import Outcome
+        from mock_vapi.exchange import Outcome
 
         exchange = judged.exchange
         request = exchange.request
@@ -375,7 +375,7 @@ def vapi_scenario(request: pytest.FixtureRequest) -> Callable[[str | Path | Mapp
     """
 
     def play(source: str | Path | Mapping[str, Any]) -> list[Any]:
-        from harness.scenarios.loader import load_document, load_file
+        from mock_vapi.scenarios.loader import load_document, load_file
 
         scenario = load_document(dict(source), "<dict>") if isinstance(source, Mapping) else load_file(Path(source))
         return _play(request.config, [scenario])
@@ -417,7 +417,7 @@ def _check_messages(messages: Any) -> None:
 
 def _check_fields(stream: Any, fields: Mapping[str, Any]) -> None:
     __tracebackhide__ = True
-    from harness.errors import did_you_mean
+    from mock_vapi.errors import did_you_mean
 
     if not isinstance(stream, bool):
         raise TypeError(f"vapi_turn(stream=...): expected True or False, got {_kind(stream)}")
@@ -481,12 +481,10 @@ class VapiTurn:
     def __call__(self, messages: Sequence[Mapping[str, Any]], *, stream: bool = True, **fields: Any) -> ExchangeResult:
         """Send the turn and judge it (see the class)."""
         __tracebackhide__ = True
-        from harness.checks import CheckContext, Expect, run_checks
-        from harness.exchange import Exchange, Outcome
-        from harness.metrics import exchange_metrics
-        from harness.reader import ReadLimits
-        from harness.results import ExchangeResult
+        from harness.judging import judge_exchange
         from harness.suite import Probe
+        from mock_vapi.exchange import Exchange, Outcome
+        from mock_vapi.reader import ReadLimits
 
         _check_messages(messages)
         _check_fields(stream, fields)
@@ -501,8 +499,7 @@ class VapiTurn:
         if exchange.outcome is Outcome.CANCELLED:
             pytest.fail("vapi_turn: the turn was cancelled before its reply ended; nothing was judged", pytrace=False)
         probe = Probe(name="vapi_turn", description="a turn sent by the vapi_turn fixture", request=built)
-        findings = run_checks(CheckContext(probe.name, Expect.TURN), exchange)
-        return ExchangeResult(probe, 1, exchange, findings, exchange_metrics(exchange))
+        return judge_exchange(probe, exchange)
 
     def _request(self, messages: Sequence[Mapping[str, Any]], stream: bool, fields: Mapping[str, Any]) -> VapiRequest:
         __tracebackhide__ = True
@@ -524,7 +521,7 @@ class VapiTurn:
 
     @staticmethod
     async def _read(exchange: Exchange, limits: ReadLimits) -> None:
-        from harness.reader import new_session, read_into
+        from mock_vapi.reader import new_session, read_into
 
         async with new_session() as session:
             await read_into(session, exchange, limits)

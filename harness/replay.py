@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
 from harness.protocol import delta_content, delta_tool_calls
 from harness.suite import Probe
 from mock_vapi import CustomLLMModel, build_request
+from mock_vapi.errors import ConfigError
 
 __all__ = ["load_recording", "recorded_outcome"]
 

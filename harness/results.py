@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from harness.checks import REGISTRY, Expect, Finding, Severity, Status
-from harness.exchange import Exchange, Outcome
 from harness.metrics import METRICS, Distribution
 from harness.suite import Probe
+from mock_vapi.exchange import Exchange, Outcome
 
 if TYPE_CHECKING:  # the scenario runner builds on these results
-    from harness.scenarios.model import Scenario
     from harness.scenarios.runner import ScenarioResult
+    from mock_vapi.scenarios.model import Scenario
 
 __all__ = [
     "CheckSummary",

@@ -5,15 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import aiohttp
 
-from harness.checks import CheckContext, Finding, Severity, Status, Thresholds, run_checks
-from harness.exchange import Exchange, Outcome
-from harness.metrics import exchange_metrics
-from harness.reader import ReadLimits, new_session, read_into
+from harness.judging import RunSettings, judge_exchange
 from harness.results import (
     ExchangeFinished,
     ExchangeResult,
@@ -26,34 +22,18 @@ from harness.results import (
     ScenarioFinished,
     ScenarioStarted,
 )
-from harness.scenarios.model import Scenario
+from harness.scenarios.runner import play_scenarios
 from harness.suite import Probe
+from mock_vapi.exchange import Exchange, Outcome
+from mock_vapi.reader import new_session, read_into
+from mock_vapi.scenarios.model import Scenario
 
-__all__ = ["RunSettings", "Runner"]
+__all__ = ["Runner"]
 
 # After this many hung requests in a row the endpoint is not answering: stop rather than wait out every probe.
 _MAX_HUNG_IN_A_ROW = 3
 _HUNG = frozenset({Outcome.HEADERS_TIMEOUT, Outcome.FIRST_DELTA_TIMEOUT, Outcome.IDLE_TIMEOUT, Outcome.DEADLINE})
 # An answered request that Vapi would not send (stream: false) does not break a run of hung ones.
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """How to run: repeats, bounds, budgets and checks switched off."""
-
-    repeat: int = 1
-    limits: ReadLimits = field(default_factory=ReadLimits)
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    disabled_checks: frozenset[str] = frozenset()
-
-
-OPTIONAL_NOTE = "warns only: Vapi would not send this to your assistant"
-
-
-def _as_warning(finding: Finding) -> Finding:
-    if finding.status is not Status.FAILED or finding.severity is Severity.WARNING:
-        return finding
-    return replace(finding, severity=Severity.WARNING, note=OPTIONAL_NOTE)
 
 
 class Runner:
@@ -119,8 +99,6 @@ class Runner:
         yield RunFinished(self.run)
 
     async def _scenarios(self, session: aiohttp.ClientSession) -> AsyncIterator[RunEvent]:
-        from harness.scenarios.runner import play_scenarios  # builds on this module's RunSettings
-
         for index, scenario in enumerate(self.scenarios, start=1):
             yield ScenarioStarted(scenario, index, len(self.scenarios))
             played = await play_scenarios(
@@ -138,11 +116,7 @@ class Runner:
         return RunFinished(self.run)
 
     def _judge(self, probe: Probe, repeat: int, exchange: Exchange) -> ExchangeResult:
-        if exchange.outcome is Outcome.CANCELLED:
-            findings = []
-        else:
-            ctx = CheckContext(probe.name, probe.expect, self.settings.thresholds, probe.reference)
-            findings = run_checks(ctx, exchange, self.settings.disabled_checks)
-            if probe.optional:
-                findings = [_as_warning(f) for f in findings]
-        return ExchangeResult(probe, repeat, exchange, findings, exchange_metrics(exchange))
+        settings = self.settings
+        return judge_exchange(
+            probe, exchange, repeat=repeat, thresholds=settings.thresholds, disabled=settings.disabled_checks
+        )

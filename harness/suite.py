@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checks import Expect
-from harness.scenarios.model import BARGE_IN_PAUSE_MS
 from mock_vapi import CallContext, CustomLLMModel, MetadataSendMode, VapiRequest, build_request
+from mock_vapi.scenarios.model import BARGE_IN_PAUSE_MS
 
 __all__ = ["SYSTEM_PROMPT", "WEATHER_TOOL", "Probe", "Target", "default_probes"]
 

@@ -1,6 +1,6 @@
 """The call simulator: plays a scenario against a custom LLM the way Vapi holds a call, turn by turn.
 
-Every request comes from `build_request` and every reply is read by `harness.reader.read_into`, so a call
+Every request comes from `build_request` and every reply is read by `mock_vapi.reader.read_into`, so a call
 sees exactly what `vapi-harness check` sees. What Vapi does between requests, as the protocol notes describe:
 
 - `firstMessageMode`: a static first message goes into history with no request; `...-model-generated-message`
@@ -34,14 +34,15 @@ from typing import Any
 
 import aiohttp
 
-from harness.exchange import Exchange, Outcome
 from harness.protocol import AssembledToolCall, repeated_tool_call
-from harness.reader import ReadLimits, read_into
-from harness.scenarios.model import Interrupt, Scenario
 from mock_vapi.context import CallContext
+from mock_vapi.exchange import Exchange, Outcome
+from mock_vapi.reader import ReadLimits, read_into
 from mock_vapi.request import CustomLLMModel, build_request
+from mock_vapi.scenarios.model import Interrupt, Scenario
+from mock_vapi.timing import first_sentence_time
 
-__all__ = ["CallRecord", "CallSimulator", "ToolRun", "TurnRecord"]
+__all__ = ["CallRecord", "CallSimulator", "ToolRun", "TurnRecord", "turn_timing"]
 
 MAX_TOOL_ROUNDS = 5  # follow-up requests per turn before the simulator gives up on a tool loop
 _WEBHOOK_TIMEOUT_S = 20.0
@@ -379,3 +380,23 @@ def _ended_reason(exchange: Exchange) -> str:
     """Vapi's `endedReason` (own-key form) for a call whose custom LLM failed this way."""
     kind = _ENDED_BY_STATUS.get(exchange.status or 0, "llm-failed")
     return f"pipeline-error-custom-llm-{kind}"
+
+
+def turn_timing(turn: TurnRecord) -> dict[str, float | None]:
+    """What the caller experiences, from the turn's first answering request (tool round trips included).
+
+    `ttft_ms`: to the first spoken content; `first_sentence_ms`: to the first sentence Vapi can send to TTS;
+    `total_ms`: to the end of the last request of the turn.
+    """
+    answering = turn.answering
+    if not answering:
+        return {"ttft_ms": None, "first_sentence_ms": None, "total_ms": None}
+    t0 = answering[0].t_start
+    first_content = next((e.sse.t for exchange in answering for e in exchange.spoken_events if e.content.strip()), None)
+    first_sentence = next((t for t in (first_sentence_time(x) for x in answering) if t is not None), None)
+    last_end = answering[-1].t_end
+
+    def ms(t: float | None) -> float | None:
+        return None if t is None else round((t - t0) * 1000, 3)
+
+    return {"ttft_ms": ms(first_content), "first_sentence_ms": ms(first_sentence), "total_ms": ms(last_end)}

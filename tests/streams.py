@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.exchange import Exchange, Outcome, Recorder
 from mock_vapi import CustomLLMModel, MetadataSendMode, build_request
+from mock_vapi.exchange import Exchange, Outcome, Recorder
 
 MODEL = CustomLLMModel(url="http://127.0.0.1:9/v1", model="m", metadata_send_mode=MetadataSendMode.OFF)
 MESSAGES = [{"role": "user", "content": "hi"}]

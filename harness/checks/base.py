@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NoReturn
 
-from harness.exchange import Exchange, Outcome
+from mock_vapi.exchange import Exchange, Outcome
 
 __all__ = [
     "REGISTRY",

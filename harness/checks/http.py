@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, no_reply_reason, not_applicable
-from harness.exchange import INVALID_JSON, Exchange, Outcome
 from harness.protocol import schema_errors
+from mock_vapi.exchange import INVALID_JSON, Exchange, Outcome
 
 
 def _status(exchange: Exchange, what: str) -> int:

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable, outcome_words
-from harness.exchange import INVALID_JSON, Exchange, Outcome, ParsedEvent, js_truthy
 from harness.protocol import FINISH_REASONS, schema_errors
+from mock_vapi.exchange import INVALID_JSON, Exchange, Outcome, ParsedEvent, js_truthy
 
 TURN = (Expect.TURN,)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable, outcome_words
-from harness.exchange import INVALID_JSON, Exchange, Outcome
 from harness.metrics import first_sentence_time, longest_content_gap
+from mock_vapi.exchange import INVALID_JSON, Exchange, Outcome
 
 TURN = (Expect.TURN,)
 

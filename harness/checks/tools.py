@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable
-from harness.exchange import INVALID_JSON, Exchange
 from harness.protocol import ToolCallAssembler, answered_tool_calls, repeated_tool_call
+from mock_vapi.exchange import INVALID_JSON, Exchange
 
 
 @check(Severity.ERROR, on=(Expect.TURN,), streamed=True)

@@ -12,8 +12,8 @@ from harness.checks.base import (
     not_applicable,
     outcome_words,
 )
-from harness.exchange import Exchange, Outcome
 from mock_vapi import url_problems
+from mock_vapi.exchange import Exchange, Outcome
 
 ALL = tuple(Expect)
 _VAPI_FIELDS = ("call", "phoneNumber", "customer", "metadata")

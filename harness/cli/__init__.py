@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from harness import __version__
-from harness.errors import HarnessError
+from mock_vapi.errors import HarnessError
 
 __all__ = ["build_parser", "main"]
 
@@ -31,11 +31,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     plugins = sorted(entry_points(group="vapi_harness.commands"), key=lambda e: e.name)
     if only is None:
-        from harness.cli import check, fake_llm, load, report
+        from harness.cli import check, fake_llm, load, mock_vapi, report
 
         check.add_parser(subparsers)
         fake_llm.add_parser(subparsers)
         load.add_parser(subparsers)
+        mock_vapi.add_parser(subparsers)
         report.add_parser(subparsers)
     for entry_point in plugins:
         if only is None or entry_point.name == only:

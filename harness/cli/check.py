@@ -21,8 +21,7 @@ from rich.console import Console
 from harness.checks import REGISTRY, Thresholds
 from harness.cli.options import Option, add_options, non_negative_float, positive_float, positive_int, resolve
 from harness.endpoint import builtin_endpoint, validate_url
-from harness.errors import ConfigError, did_you_mean
-from harness.reader import ReadLimits
+from harness.judging import RunSettings
 from harness.replay import load_recording
 from harness.reporting import (
     HtmlReport,
@@ -34,11 +33,13 @@ from harness.reporting import (
     is_secret_header,
 )
 from harness.results import RunEvent, RunInfo
-from harness.runner import Runner, RunSettings
-from harness.scenarios.loader import load_suites
-from harness.scenarios.model import BARGE_IN_PAUSE_MS
+from harness.runner import Runner
+from harness.scenarios.suites import load_suites
 from harness.suite import Target, default_probes
 from mock_vapi import CustomLLMModel, InvalidModelConfig, MetadataSendMode
+from mock_vapi.errors import ConfigError, did_you_mean
+from mock_vapi.reader import ReadLimits
+from mock_vapi.scenarios.model import BARGE_IN_PAUSE_MS
 
 __all__ = ["add_parser", "run"]
 

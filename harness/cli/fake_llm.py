@@ -12,9 +12,9 @@ from typing import Any
 import uvicorn
 
 from harness.cli.options import Option, add_options, number, port, resolve
-from harness.errors import ConfigError, did_you_mean
 from harness.fake_llm import DEFAULT_REPLY, FAULTS, QUIRKS, FakeLLMConfig, create_app
 from harness.servers import base_url, free_port
+from mock_vapi.errors import ConfigError, did_you_mean
 
 __all__ = ["add_parser", "run"]
 

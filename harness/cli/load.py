@@ -30,10 +30,10 @@ from typing import Any
 
 from harness.cli.options import Option, add_options, port, positive_float, positive_int, resolve
 from harness.endpoint import builtin_endpoint, validate_url
-from harness.errors import ConfigError
 from harness.load.profiles import DEFAULT_RUN_TIME_S, PROFILES, stages
 from harness.load.slo import DEFAULT_SLOS, Slo, SloResult, evaluate, parse_slo
-from harness.scenarios.loader import load_file
+from mock_vapi.errors import ConfigError
+from mock_vapi.scenarios.loader import load_file
 
 __all__ = ["add_parser", "parse_duration", "run"]
 

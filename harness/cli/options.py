@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import ConfigError, did_you_mean
+from mock_vapi.errors import ConfigError, did_you_mean
 
 __all__ = [
     "Option",

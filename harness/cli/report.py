@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
 from harness.load.stats import LOAD_SUMMARY_KIND
 from harness.reporting import markdown_summary, render_html, render_load_html, validate_document
+from mock_vapi.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
 

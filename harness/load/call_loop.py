@@ -1,7 +1,7 @@
 """Where a load run's calls play: one OS thread per Locust process running asyncio, beside gevent's hub.
 
 Locust's users are greenlets; their calls do not do I/O on gevent. Each call goes to this thread, where
-`CallSimulator` plays it with `harness.reader.read_into` on one aiohttp session, and the greenlet waits.
+`CallSimulator` plays it with `mock_vapi.reader.read_into` on one aiohttp session, and the greenlet waits.
 Measured (docs/performance.md): reading paced streams on gevent, the first chunk reached our clock tens of
 ms late at 200 users, while asyncio (uvloop) on its own thread timed it within a millisecond at less CPU.
 
@@ -22,7 +22,7 @@ import gevent
 import gevent.event
 from gevent import monkey
 
-from harness.reader import new_session
+from mock_vapi.reader import new_session
 
 __all__ = ["CallLoop"]
 

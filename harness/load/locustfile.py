@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from harness.load.user import VapiCallUser, default_call
-from harness.scenarios.loader import load_file
+from mock_vapi.scenarios.loader import load_file
 
 if os.environ.get("VAPI_HARNESS_LOAD_PROFILE"):  # `vapi-harness load` drives the run by a profile's stages
     from harness.load.shape import ProfileShape  # noqa: F401 (Locust finds the shape among the module's names)

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import did_you_mean
 from harness.load.stats import LOAD_METRICS, LoadStats
+from mock_vapi.errors import did_you_mean
 
 __all__ = ["DEFAULT_SLOS", "NOT_JUDGED", "Slo", "SloResult", "evaluate", "parse_slo", "parse_slo_lines", "slo_rows"]
 

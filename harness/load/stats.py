@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.exchange import Exchange, Outcome
 from harness.metrics import Distribution, exchange_metrics, percentile
+from mock_vapi.exchange import Exchange, Outcome
 
 __all__ = [
     "LOAD_METRICS",

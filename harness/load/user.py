@@ -22,13 +22,13 @@ from locust.env import Environment
 from locust.exception import CatchResponseError
 from locust.runners import WorkerRunner
 
-from harness.exchange import Exchange
 from harness.load.call_loop import CallLoop
 from harness.load.recorder import TestRecorder
 from harness.load.slo import Slo, evaluate
 from harness.load.stats import LOAD_METRICS, LoadStats
-from harness.reader import ReadLimits
-from harness.scenarios.model import Scenario, Turn
+from mock_vapi.exchange import Exchange
+from mock_vapi.reader import ReadLimits
+from mock_vapi.scenarios.model import Scenario, Turn
 from mock_vapi.simulator import CallSimulator
 
 __all__ = ["VapiCallUser", "call_loop", "default_call", "stats_of", "web_rows"]

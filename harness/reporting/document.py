@@ -11,11 +11,11 @@ from typing import Any
 import jsonschema
 
 from harness import __version__
-from harness.exchange import Exchange
 from harness.metrics import Distribution
 from harness.reporting.redact import Redactor
 from harness.results import ExchangeResult, RunResult
 from harness.scenarios.runner import ScenarioResult
+from mock_vapi.exchange import Exchange
 
 __all__ = ["SCHEMA_VERSION", "TIMELINE_LIMIT", "report_schema", "run_document", "validate_document"]
 

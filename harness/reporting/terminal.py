@@ -16,7 +16,6 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.checks import Severity, Status
-from harness.exchange import Exchange
 from harness.metrics import METRICS
 from harness.reporting.redact import Redactor
 from harness.results import (
@@ -30,6 +29,7 @@ from harness.results import (
     ScenarioFinished,
 )
 from harness.scenarios.runner import ScenarioResult
+from mock_vapi.exchange import Exchange
 
 __all__ = ["TerminalReport", "render_results"]
 

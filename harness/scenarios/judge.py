@@ -7,11 +7,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from harness.metrics import first_sentence_time
-from harness.scenarios.model import Expectation
-from mock_vapi.simulator import ToolRun, TurnRecord
+from mock_vapi.scenarios.model import Expectation
+from mock_vapi.simulator import ToolRun, TurnRecord, turn_timing
 
-__all__ = ["ExpectationResult", "judge_turn", "turn_timing"]
+__all__ = ["ExpectationResult", "judge_turn"]
 
 
 @dataclass(frozen=True)
@@ -21,26 +20,6 @@ class ExpectationResult:
     what: str
     passed: bool
     message: str
-
-
-def turn_timing(turn: TurnRecord) -> dict[str, float | None]:
-    """What the caller experiences, from the turn's first answering request (tool round trips included).
-
-    `ttft_ms`: to the first spoken content; `first_sentence_ms`: to the first sentence Vapi can send to TTS;
-    `total_ms`: to the end of the last request of the turn.
-    """
-    answering = turn.answering
-    if not answering:
-        return {"ttft_ms": None, "first_sentence_ms": None, "total_ms": None}
-    t0 = answering[0].t_start
-    first_content = next((e.sse.t for exchange in answering for e in exchange.spoken_events if e.content.strip()), None)
-    first_sentence = next((t for t in (first_sentence_time(x) for x in answering) if t is not None), None)
-    last_end = answering[-1].t_end
-
-    def ms(t: float | None) -> float | None:
-        return None if t is None else round((t - t0) * 1000, 3)
-
-    return {"ttft_ms": ms(first_content), "first_sentence_ms": ms(first_sentence), "total_ms": ms(last_end)}
 
 
 def _normal(text: str) -> str:

@@ -8,15 +8,13 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from harness.checks import CheckContext, Expect, run_checks
-from harness.exchange import Outcome
-from harness.metrics import exchange_metrics
+from harness.checks import Expect
+from harness.judging import RunSettings, judge_exchange
 from harness.results import ExchangeResult
-from harness.runner import RunSettings
-from harness.scenarios.judge import ExpectationResult, judge_turn, turn_timing
-from harness.scenarios.model import Expectation, Scenario
+from harness.scenarios.judge import ExpectationResult, judge_turn
 from harness.suite import Probe
-from mock_vapi.simulator import CallRecord, CallSimulator, TurnRecord
+from mock_vapi.scenarios.model import Expectation, Scenario
+from mock_vapi.simulator import CallRecord, CallSimulator, TurnRecord, turn_timing
 
 __all__ = ["ScenarioResult", "TurnResult", "exchanges_of", "play_scenarios"]
 
@@ -80,12 +78,8 @@ def _judge_exchanges(
     for number, exchange in enumerate(turn.exchanges, start=1):
         name = f"{scenario.name} · turn {turn.index}" + (f" · request {number}" if len(turn.exchanges) > 1 else "")
         probe = Probe(name=name, description=turn.user or "(call start)", request=exchange.request, expect=Expect.TURN)
-        if exchange.outcome is Outcome.CANCELLED:
-            findings = []
-        else:
-            ctx = CheckContext(name, Expect.TURN, settings.thresholds)
-            findings = run_checks(ctx, exchange, settings.disabled_checks | skip)
-        results.append(ExchangeResult(probe, 1, exchange, findings, exchange_metrics(exchange)))
+        disabled = settings.disabled_checks | skip
+        results.append(judge_exchange(probe, exchange, thresholds=settings.thresholds, disabled=disabled))
     return results
 
 

@@ -15,13 +15,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from harness.reader import new_session
 from mock_vapi.api.calls import Calls
 from mock_vapi.api.chats import Chats
 from mock_vapi.api.llm import DEFAULT_PROVIDER_URLS
 from mock_vapi.api.resources import Assistants, Credentials
 from mock_vapi.api.store import Store
 from mock_vapi.api.validate import ApiError
+from mock_vapi.reader import new_session
 
 __all__ = ["MockVapi", "create_app"]
 

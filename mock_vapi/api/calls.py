@@ -16,14 +16,13 @@ from typing import Any
 
 import aiohttp
 
-from harness.scenarios.judge import turn_timing
-from harness.scenarios.loader import ScenarioError, load_document
-from harness.scenarios.model import Scenario
 from mock_vapi.api.llm import ResolvedModel, record_exchange, resolve_model
 from mock_vapi.api.resources import ModelResource
 from mock_vapi.api.store import now_iso
 from mock_vapi.api.validate import ApiError
-from mock_vapi.simulator import CallRecord, CallSimulator
+from mock_vapi.scenarios.loader import ScenarioError, load_document
+from mock_vapi.scenarios.model import Scenario
+from mock_vapi.simulator import CallRecord, CallSimulator, turn_timing
 
 __all__ = ["Calls"]
 

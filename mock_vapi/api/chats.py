@@ -14,12 +14,12 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from harness.exchange import Exchange, Outcome, ParsedEvent
 from harness.protocol import encode_event
 from mock_vapi.api.llm import ResolvedModel, record_exchange, resolve_model, run_turn
 from mock_vapi.api.resources import ModelResource
 from mock_vapi.api.validate import ApiError
 from mock_vapi.context import CallContext
+from mock_vapi.exchange import Exchange, Outcome, ParsedEvent
 
 __all__ = ["Chats"]
 

@@ -15,14 +15,14 @@ from typing import Any
 
 import aiohttp
 
-from harness.exchange import Exchange, ParsedEvent
-from harness.metrics import exchange_metrics
 from harness.protocol import redact_secret_keys
-from harness.reader import ReadLimits, read_into
 from mock_vapi.api.store import Store, now_iso
 from mock_vapi.api.validate import ApiError
 from mock_vapi.context import CallContext
+from mock_vapi.exchange import Exchange, ParsedEvent
+from mock_vapi.reader import ReadLimits, read_into
 from mock_vapi.request import CustomLLMModel, build_request
+from mock_vapi.timing import exchange_metrics
 
 __all__ = ["DEFAULT_PROVIDER_URLS", "ResolvedModel", "record_exchange", "resolve_model", "run_turn"]
 

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from harness.checks import CheckContext, Expect, Status, Thresholds, run_checks
-from harness.exchange import INVALID_JSON, Exchange, Outcome
 from harness.metrics import exchange_metrics
 from harness.protocol import SSEDecoder, schema_errors
-from harness.reader import ReadLimits, new_session, read_into
 from mock_vapi import CustomLLMModel, MetadataSendMode, build_request
+from mock_vapi.exchange import INVALID_JSON, Exchange, Outcome
+from mock_vapi.reader import ReadLimits, new_session, read_into
 
 pytestmark = pytest.mark.slow
 

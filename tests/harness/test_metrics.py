@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from harness.exchange import Exchange, Outcome, ParsedEvent
 from harness.metrics import (
     FIRST_SENTENCE_MIN_CHARS,
     METRICS,
@@ -18,6 +17,7 @@ from harness.metrics import (
 )
 from harness.protocol import DONE, SSEEvent
 from mock_vapi import CustomLLMModel, build_request
+from mock_vapi.exchange import Exchange, Outcome, ParsedEvent
 
 MODEL = CustomLLMModel(url="http://127.0.0.1:9/v1", model="m")
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from harness.exchange import Exchange, Outcome
-from harness.reader import ReadLimits, new_session, read_into
 from harness.servers import ServerThread
 from mock_vapi import CustomLLMModel, MetadataSendMode, VapiRequest, build_request
+from mock_vapi.exchange import Exchange, Outcome
+from mock_vapi.reader import ReadLimits, new_session, read_into
 
 pytestmark = pytest.mark.slow
 MESSAGES = [{"role": "user", "content": "What time do you open?"}]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from harness.checks import REGISTRY, CheckContext, Expect, Severity, Status, Thresholds, run_checks
-from harness.exchange import Exchange, Outcome
+from mock_vapi.exchange import Exchange, Outcome
 from tests.streams import DONE, IDEAL, ROLE, STOP, TOOL_HEAD, WEATHER_TOOL, WORDS, chunk, recorded
 
 

@@ -9,14 +9,14 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.exchange import Exchange
 from harness.load.profiles import PROFILES, stages
 from harness.load.slo import evaluate, parse_slo, slo_rows
 from harness.load.stats import MAX_TIMELINE_ROWS, LoadStats, timeline
 from harness.metrics import percentile
-from harness.reader import ReadLimits, new_session, read_into
 from harness.servers import ServerThread
 from mock_vapi import CustomLLMModel, build_request
+from mock_vapi.exchange import Exchange
+from mock_vapi.reader import ReadLimits, new_session, read_into
 
 
 def _turn(server: ServerThread) -> Exchange:

@@ -13,7 +13,6 @@ from junitparser import Failure, JUnitXml
 from rich.console import Console
 
 from harness.checks import CheckContext, Expect, Thresholds, run_checks
-from harness.exchange import Exchange, Outcome
 from harness.metrics import exchange_metrics
 from harness.reporting import (
     REDACTED,
@@ -26,6 +25,7 @@ from harness.reporting import (
 )
 from harness.results import ExchangeResult, RunFinished, RunInfo, RunResult
 from harness.suite import Probe
+from mock_vapi.exchange import Exchange, Outcome
 from tests.streams import DONE, IDEAL, ROLE, WORDS, recorded
 
 GOLDEN = Path(__file__).parents[2] / "golden"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenarios.loader import ScenarioError, load_file, load_suites, resolve_suite, shipped_suites
+from harness.scenarios.suites import load_suites, resolve_suite, shipped_suites
+from mock_vapi.scenarios.loader import ScenarioError, load_file
 from tests.commands import run_command
 
 VALID = """\

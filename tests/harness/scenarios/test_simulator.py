@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from harness.exchange import Outcome
 from harness.fake_llm import DEFAULT_REPLY
-from harness.reader import ReadLimits, new_session
-from harness.scenarios.model import Scenario
 from harness.servers import ServerThread
+from mock_vapi.exchange import Outcome
+from mock_vapi.reader import ReadLimits, new_session
+from mock_vapi.scenarios.model import Scenario
 from mock_vapi.simulator import CallRecord, CallSimulator
 
 pytestmark = pytest.mark.slow

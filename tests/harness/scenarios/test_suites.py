@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from harness.reporting import validate_document
-from harness.scenarios.loader import shipped_suites
+from harness.scenarios.suites import shipped_suites
 from harness.servers import ServerThread
 
 pytestmark = pytest.mark.slow

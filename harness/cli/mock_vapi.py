@@ -17,11 +17,11 @@ from typing import Any
 import uvicorn
 
 from harness.cli.options import Option, add_options, port, resolve
-from harness.errors import ConfigError
 from harness.servers import base_url, free_port
 from mock_vapi.api.app import create_app
 from mock_vapi.api.llm import DEFAULT_PROVIDER_URLS
 from mock_vapi.api.store import Store
+from mock_vapi.errors import ConfigError
 
 __all__ = ["add_parser", "default_db", "run"]
 

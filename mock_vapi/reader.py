@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import aiohttp
 from aiohttp import http_exceptions, http_parser
 
-from harness.exchange import Exchange, Outcome, ParsedEvent, Recorder
+from mock_vapi.exchange import Exchange, Outcome, ParsedEvent, Recorder
 
 __all__ = ["ReadLimits", "new_session", "read_into"]
 
