@@ -7,6 +7,8 @@ import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from harness.protocol import Redactor
+
 __all__ = ["JsonFormatter"]
 
 _FIELDS = ("call_id", "stream", "model", "url")
@@ -17,7 +19,7 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s]
+        self.redactor = Redactor(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         """Render `record` as JSON, with every known secret replaced."""
@@ -30,7 +32,4 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 line[name] = value
-        text = json.dumps(line, ensure_ascii=False)
-        for secret in self.secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
+        return self.redactor.text(json.dumps(line, ensure_ascii=False))

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.protocol import SSEDecoder, is_secret_header, redact_secret_keys
+from harness.protocol import Redactor, SSEDecoder
 
 __all__ = ["RECORDING_VERSION", "Exchange", "TrafficRecorder"]
 
@@ -23,8 +23,9 @@ class Exchange:
     def __init__(self, headers: Mapping[str, str], body: Any) -> None:
         self.t0 = time.perf_counter()
         self.recorded_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-        self.headers = {k: "[redacted]" if is_secret_header(k) else v for k, v in headers.items()}
-        self.body = redact_secret_keys(body)
+        redactor = Redactor()
+        self.headers = redactor.headers(headers.items())
+        self.body = redactor.deep(body)
         self.status: int | None = None
         self.events: list[dict[str, Any]] = []
         self.reply: Any = None

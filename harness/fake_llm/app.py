@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from harness.fake_llm.script import FakeLLMConfig, Frame, plan_completion, plan_reply
-from harness.protocol import CHAT_PARAMS, error_envelope, is_secret_header
+from harness.protocol import CHAT_PARAMS, Redactor, error_envelope
 
 __all__ = ["RecordedRequest", "create_app", "sleep_precisely"]
 
@@ -69,7 +69,7 @@ def _error(state: _State, status: int, message: str, type_: str = "invalid_reque
 async def _completions(request: Request) -> Response:
     state: _State = request.app.state.fake
     config = state.config
-    headers = {k: ("[redacted]" if is_secret_header(k) else v) for k, v in request.headers.items()}
+    headers = Redactor().headers(request.headers.items())
     record = RecordedRequest(time.perf_counter(), request.url.path, headers)
     state.recorded.append(record)
     if "hang" in config.faults:

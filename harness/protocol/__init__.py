@@ -16,7 +16,7 @@ from harness.protocol.chat import (
     repeated_tool_call,
 )
 from harness.protocol.schemas import schema_errors
-from harness.protocol.secrets import REDACTED, is_secret_header, redact_secret_keys
+from harness.protocol.secrets import REDACTED, Redactor, is_secret_header, redact_secret_keys
 from harness.protocol.sse import DONE, Deviation, SSEDecoder, SSEEvent, encode_comment, encode_event
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "REDACTED",
     "AssembledToolCall",
     "Deviation",
+    "Redactor",
     "SSEDecoder",
     "SSEEvent",
     "ToolCallAssembler",

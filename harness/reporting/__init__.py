@@ -1,11 +1,11 @@
 """Report writers: each consumes run events and writes one format."""
 
+from harness.protocol import REDACTED, Redactor, is_secret_header
 from harness.reporting.document import SCHEMA_VERSION, report_schema, run_document, validate_document
 from harness.reporting.html import HtmlReport, render_html, render_load_html
 from harness.reporting.json_report import JsonReport
 from harness.reporting.junit import JUnitReport, junit_tree
 from harness.reporting.markdown import MarkdownReport, markdown_summary
-from harness.reporting.redact import REDACTED, Redactor, is_secret_header
 from harness.reporting.terminal import TerminalReport, render_results
 
 __all__ = [

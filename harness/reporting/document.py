@@ -12,7 +12,7 @@ import jsonschema
 
 from harness import __version__
 from harness.metrics import Distribution
-from harness.reporting.redact import Redactor
+from harness.protocol import Redactor
 from harness.results import ExchangeResult, RunResult
 from harness.scenarios.runner import ScenarioResult
 from mock_vapi.exchange import Exchange

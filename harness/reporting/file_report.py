@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from harness.reporting.redact import Redactor
+from harness.protocol import Redactor
 from harness.results import RunEvent, RunFinished, RunResult
 
 __all__ = ["FileReport"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from harness.checks import Severity, Status
+from harness.protocol import Redactor
 from harness.reporting.file_report import FileReport
-from harness.reporting.redact import Redactor
 from harness.results import ExchangeResult, RunResult
 from harness.scenarios.runner import ScenarioResult
 

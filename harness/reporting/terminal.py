@@ -17,7 +17,7 @@ from rich.text import Text
 
 from harness.checks import Severity, Status
 from harness.metrics import METRICS
-from harness.reporting.redact import Redactor
+from harness.protocol import Redactor
 from harness.results import (
     CheckSummary,
     ExchangeFinished,

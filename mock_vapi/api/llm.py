@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from harness.protocol import redact_secret_keys
+from harness.protocol import Redactor
 from mock_vapi.api.store import Store, now_iso
 from mock_vapi.api.validate import ApiError
 from mock_vapi.context import CallContext
@@ -89,22 +89,26 @@ def resolve_model(store: Store, assistant: Mapping[str, Any], provider_urls: Map
 def record_exchange(store: Store, exchange: Exchange, kind: str, resource_id: str) -> None:
     """Keep what was sent to the model, secrets redacted, for `GET /debug/requests`."""
     request = exchange.request
-    headers = {
-        k: ("[redacted]" if k.lower() in ("authorization", "x-api-key", "api-key") else v) for k, v in request.headers
-    }
+    redactor = Redactor([resolved_key] if (resolved_key := _bearer(request.headers)) else [])
     metrics = exchange_metrics(exchange)
     store.record_sent(
         {
             "time": now_iso(),
             "for": {"type": kind, "id": resource_id},
             "method": request.method,
-            "url": request.url,
-            "headers": headers,
-            "body": redact_secret_keys(request.json_body),
+            "url": redactor.text(request.url),
+            "headers": redactor.headers(request.headers),
+            "body": redactor.deep(request.json_body),
             "response": {"status": exchange.status, "outcome": exchange.outcome.value, "error": exchange.error},
             "timings": {k: metrics[k] for k in ("headers_ms", "ttft_ms", "first_sentence_ms", "total_ms")},
         }
     )
+
+
+def _bearer(headers: Sequence[tuple[str, str]]) -> str | None:
+    """The key sent as `Authorization: Bearer`, so it is also hidden where it appears in the URL or body."""
+    value = next((v for k, v in headers if k.lower() == "authorization"), "")
+    return value.removeprefix("Bearer ").strip() or None
 
 
 async def run_turn(
