@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import entry_points
-from urllib.parse import urlsplit
 
 from harness.fake_llm import FakeLLMConfig, create_app
+from harness.protocol import UNUSABLE, base_url_problems
 from harness.servers import serve_in_thread
 from mock_vapi.errors import ConfigError
 
@@ -15,18 +15,13 @@ __all__ = ["builtin_endpoint", "validate_url"]
 
 
 def validate_url(url: str, option: str = "--url") -> None:
-    """Raise `ConfigError` naming `option` when `url` is not what a Vapi assistant's `model.url` can hold."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (parsing the port is the check)
-    except ValueError as exc:
-        raise ConfigError(f"{option}: {url!r} is not a valid URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{option}: {url!r} is not an http(s) URL (e.g. http://127.0.0.1:8000/v1)")
-    if parts.username or parts.password:
-        raise ConfigError(
-            f"{option}: credentials in the URL are not sent by Vapi's client (fetch refuses them); use an API key"
-        )
+    """Raise `ConfigError` naming `option` when `url` is not what a Vapi assistant's `model.url` can hold.
+
+    Only the problems that stop every request (`UNUSABLE`); the others are findings of `model_url_is_base_url`.
+    """
+    unusable = [problem for problem in base_url_problems(url) if problem.kind in UNUSABLE]
+    if unusable:
+        raise ConfigError(f"{option}: {unusable[0]}")
 
 
 @contextmanager

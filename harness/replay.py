@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.protocol import delta_content, delta_tool_calls
+from harness.checks import RecordedReply
+from harness.protocol import RECORDING_VERSION, delta_content, delta_tool_calls, tool_call_name
 from harness.suite import Probe
 from mock_vapi import CustomLLMModel, build_request
 from mock_vapi.errors import ConfigError
@@ -15,7 +16,7 @@ from mock_vapi.errors import ConfigError
 __all__ = ["load_recording", "recorded_outcome"]
 
 
-def recorded_outcome(response: Mapping[str, Any]) -> dict[str, Any]:
+def recorded_outcome(response: Mapping[str, Any]) -> RecordedReply:
     """What a recorded reply did: its status, the tools it called, whether it said anything."""
     tool_names: set[str] = set()
     has_content = False
@@ -27,17 +28,14 @@ def recorded_outcome(response: Mapping[str, Any]) -> dict[str, Any]:
             continue
     for payload in payloads:
         has_content = has_content or bool(delta_content(payload).strip())
-        for fragment in delta_tool_calls(payload):
-            name = fragment.get("function", {}).get("name") if isinstance(fragment, dict) else None
-            if isinstance(name, str) and name:
-                tool_names.add(name)
+        tool_names.update(name for fragment in delta_tool_calls(payload) if (name := tool_call_name(fragment)))
     body = response.get("body")
     if isinstance(body, dict) and isinstance(body.get("choices"), list) and body["choices"]:
         message = body["choices"][0].get("message") or {}
         has_content = has_content or bool(str(message.get("content") or "").strip())
-        for call in message.get("tool_calls") or []:
-            tool_names.add(str(call.get("function", {}).get("name")))
-    return {"status": response.get("status"), "tool_names": sorted(tool_names), "has_content": has_content}
+        tool_names.update(name for call in message.get("tool_calls") or [] if (name := tool_call_name(call)))
+    status = response.get("status")
+    return RecordedReply(status if isinstance(status, int) else None, tuple(sorted(tool_names)), has_content)
 
 
 def load_recording(path: Path, model: CustomLLMModel, api_key: str | None) -> list[Probe]:
@@ -55,8 +53,10 @@ def load_recording(path: Path, model: CustomLLMModel, api_key: str | None) -> li
             entry = json.loads(line)
         except ValueError as exc:
             raise ConfigError(f"{where}: not a JSON line: {exc}") from None
-        if not isinstance(entry, dict) or entry.get("version") != 1:
-            raise ConfigError(f"{where}: $.version: expected 1 (a line written by vapi-harness proxy --record)")
+        if not isinstance(entry, dict) or entry.get("version") != RECORDING_VERSION:
+            raise ConfigError(
+                f"{where}: $.version: expected {RECORDING_VERSION} (a line written by vapi-harness proxy --record)"
+            )
         body = (entry.get("request") or {}).get("body")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             raise ConfigError(f"{where}: $.request.body.messages: missing; is this a recording?")

@@ -69,9 +69,7 @@ class Runner:
                     exchange = Exchange(probe.request, time.perf_counter())
                     yield ProbeStarted(probe, repeat, index, total, exchange)
                     try:
-                        await read_into(
-                            session, exchange, self.settings.limits, abort_after_content=probe.abort_after_content
-                        )
+                        await read_into(session, exchange, self.settings.limits, abort=probe.abort)
                     except asyncio.CancelledError:
                         self.run.results.append(self._judge(probe, repeat, exchange))  # kept, unjudged
                         raise

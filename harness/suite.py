@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.checks import Expect
+from harness.checks import Expect, RecordedReply
 from mock_vapi import CallContext, CustomLLMModel, MetadataSendMode, VapiRequest, build_request
+from mock_vapi.reader import Abort
 from mock_vapi.scenarios.model import BARGE_IN_PAUSE_MS
 
 __all__ = ["SYSTEM_PROMPT", "WEATHER_TOOL", "Probe", "Target", "default_probes"]
@@ -46,133 +48,181 @@ class Probe:
     description: str
     request: VapiRequest
     expect: Expect = Expect.TURN
-    abort_after_content: bool = False
+    abort: Abort = Abort.NEVER  # when the client closes the reply (a barge-in)
     # Wait this long before sending (after a barge-in, Vapi re-sends once the caller stops speaking).
     pause_before_s: float = 0.0
     # Vapi does not send this request with the configured assistant: its failures are warnings.
     optional: bool = False
-    # For a replayed request: what the recorded reply did (`status`, `tool_names`, `has_content`).
-    reference: Mapping[str, Any] | None = None
+    # For a replayed request: what the recorded reply did.
+    reference: RecordedReply | None = None
 
 
-def _history(user: str) -> list[dict[str, object]]:
-    return [
+def _history(user: str) -> tuple[dict[str, object], ...]:
+    return (
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "assistant", "content": FIRST_MESSAGE},
         {"role": "user", "content": user},
-    ]
+    )
+
+
+_ASK = _history("What time do you open tomorrow?")
+_WEATHER = _history("What's the weather like in Paris right now?")
+_WEATHER_CALL = {
+    "id": "call_weather_1",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'},
+}
+_AFTER_TOOL: tuple[dict[str, object], ...] = (
+    *_WEATHER,
+    {"role": "assistant", "content": None, "tool_calls": [_WEATHER_CALL]},
+    {"role": "tool", "tool_call_id": "call_weather_1", "content": "Sunny, 21 degrees Celsius."},
+)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One probe of the default suite as data: the turn it sends, how the request differs, what it expects.
+
+    Every request is `build_request(model, messages, ...)` for the target's model, with `offers` added to its
+    tools or `metadata_mode` in place of its `metadataSendMode`; `body` and `headers` then replace the raw body
+    or set (a value) and remove (None) headers. A probe of a mode the target is not configured with is optional.
+    `after_barge_in_pause` waits the barge-in pause first (`{pause_ms:g}` in the description is that pause).
+    """
+
+    name: str
+    description: str
+    messages: tuple[Mapping[str, object], ...]
+    expect: Expect = Expect.TURN
+    abort: Abort = Abort.NEVER
+    after_barge_in_pause: bool = False
+    optional: bool = False
+    stream: bool = True
+    offers: tuple[Mapping[str, Any], ...] = ()
+    metadata_mode: MetadataSendMode | None = None
+    extra_body: Mapping[str, object] | None = None
+    body: bytes | None = None
+    headers: Mapping[str, str | None] = field(default_factory=dict)
+    needs_api_key: bool = False
+
+
+_DEFAULT_SUITE: tuple[_Row, ...] = (
+    _Row("stream_basic", "A streamed plain answer", _ASK),
+    _Row("non_stream", "The same turn with stream: false", _ASK, stream=False),
+    _Row(
+        "stream_tool_call",
+        "A get_weather tool is offered and the caller asks for the weather (a tool call must assemble)",
+        _WEATHER,
+        offers=(WEATHER_TOOL,),
+    ),
+    _Row(
+        "non_stream_tool_call",
+        "The tool turn with stream: false (OpenAI-compatible clients, not voice calls)",
+        _WEATHER,
+        stream=False,
+        offers=(WEATHER_TOOL,),
+    ),
+    _Row(
+        "after_tool_result",
+        "The turn after a tool result (assistant tool_calls and tool messages in history)",
+        _AFTER_TOOL,
+        offers=(WEATHER_TOOL,),
+    ),
+    *(
+        _Row(
+            f"metadata_{mode.value}",
+            f"The streamed turn with metadataSendMode {mode.value!r}",
+            _ASK,
+            metadata_mode=mode,
+        )
+        for mode in MetadataSendMode
+    ),
+    _Row(
+        "stream_usage",
+        "A streamed turn asking stream_options.include_usage (Vapi does not send it)",
+        _ASK,
+        optional=True,
+        extra_body={"stream_options": {"include_usage": True}},
+    ),
+    _Row(
+        "malformed_body",
+        "A truncated JSON body (expects a 4xx JSON error)",
+        _ASK,
+        Expect.MALFORMED,
+        body=_MALFORMED_BODY,
+    ),
+    _Row(
+        "wrong_api_key",
+        "A wrong API key (expects 401/403)",
+        _ASK,
+        Expect.AUTH,
+        headers={"authorization": "Bearer wrong-key-0000"},
+        needs_api_key=True,
+    ),
+    _Row(
+        "missing_api_key",
+        "No Authorization header (expects 401/403)",
+        _ASK,
+        Expect.AUTH,
+        headers={"authorization": None},
+        needs_api_key=True,
+    ),
+    _Row(
+        "barge_in",
+        "The caller interrupts: the client aborts the stream at the first content",
+        _history("What time do you open tomorrow? And on Saturday?"),
+        Expect.BARGE_IN,
+        abort=Abort.AT_FIRST_DELTA,
+    ),
+    _Row(
+        "after_barge_in",
+        "The turn re-sent {pause_ms:g} ms after the barge-in (the caller finished speaking) must succeed",
+        _history("What time do you open tomorrow, and on Saturday?"),
+        after_barge_in_pause=True,
+    ),
+    _Row(
+        "turn_after_barge_in",
+        "One more ordinary turn: the server is still healthy after the interruption",
+        _history("Thanks. Do you take walk-ins?"),
+    ),
+)
 
 
 def default_probes(target: Target, *, barge_in_pause_ms: float = BARGE_IN_PAUSE_MS) -> list[Probe]:
-    """The default suite, in the order it runs.
+    """The default suite, in the order it runs (probes that send a key only when the target has one).
 
     `barge_in_pause_ms`: from the barge-in's abort to the re-sent turn, as Vapi waits for the caller to finish.
     """
-    model, key = target.model, target.api_key
     context = CallContext.inbound_phone_call(metadata=target.metadata)
-
-    def turn(
-        messages: list[dict[str, object]], *, stream: bool = True, extra_body: Mapping[str, object] | None = None
-    ) -> VapiRequest:
-        return build_request(model, messages, context=context, api_key=key, stream=stream, extra_body=extra_body)
-
-    ask = _history("What time do you open tomorrow?")
-    weather = _history("What's the weather like in Paris right now?")
-    tool_model = model.with_(tools=(*model.tools, WEATHER_TOOL))
-    call = {
-        "id": "call_weather_1",
-        "type": "function",
-        "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'},
-    }
-    after_tool: list[dict[str, object]] = [
-        *weather,
-        {"role": "assistant", "content": None, "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "call_weather_1", "content": "Sunny, 21 degrees Celsius."},
+    return [
+        _probe(row, target, context, barge_in_pause_ms)
+        for row in _DEFAULT_SUITE
+        if target.api_key or not row.needs_api_key
     ]
-    probes = [
-        Probe("stream_basic", "A streamed plain answer", turn(ask)),
-        Probe("non_stream", "The same turn with stream: false", turn(ask, stream=False)),
-        Probe(
-            "stream_tool_call",
-            "A get_weather tool is offered and the caller asks for the weather (a tool call must assemble)",
-            build_request(tool_model, weather, context=context, api_key=key),
-        ),
-        Probe(
-            "non_stream_tool_call",
-            "The tool turn with stream: false (OpenAI-compatible clients, not voice calls)",
-            build_request(tool_model, weather, context=context, api_key=key, stream=False),
-        ),
-        Probe(
-            "after_tool_result",
-            "The turn after a tool result (assistant tool_calls and tool messages in history)",
-            build_request(tool_model, after_tool, context=context, api_key=key),
-        ),
-    ]
-    for mode in MetadataSendMode:
-        configured = mode is model.metadata_send_mode
-        probes.append(
-            Probe(
-                f"metadata_{mode.value}",
-                f"The streamed turn with metadataSendMode {mode.value!r}" + ("" if configured else " (not configured)"),
-                build_request(model.with_(metadata_send_mode=mode), ask, context=context, api_key=key),
-                optional=not configured,
-            )
-        )
-    probes.append(
-        Probe(
-            "stream_usage",
-            "A streamed turn asking stream_options.include_usage (Vapi does not send it)",
-            turn(ask, extra_body={"stream_options": {"include_usage": True}}),
-            optional=True,
-        )
+
+
+def _probe(row: _Row, target: Target, context: CallContext, pause_ms: float) -> Probe:
+    """The probe of one row, for this target and call."""
+    model = target.model
+    if row.offers:
+        model = model.with_(tools=(*model.tools, *row.offers))
+    unconfigured = row.metadata_mode not in (None, target.model.metadata_send_mode)
+    if row.metadata_mode is not None:
+        model = model.with_(metadata_send_mode=row.metadata_mode)
+    messages = copy.deepcopy(list(row.messages))  # no probe shares a message with the table or another probe
+    request = build_request(
+        model, messages, context=context, api_key=target.api_key, stream=row.stream, extra_body=row.extra_body
     )
-    probes.append(
-        Probe(
-            "malformed_body",
-            "A truncated JSON body (expects a 4xx JSON error)",
-            turn(ask).with_body(_MALFORMED_BODY),
-            Expect.MALFORMED,
-        )
+    if row.body is not None:
+        request = request.with_body(row.body)
+    if row.headers:
+        request = request.with_headers(**row.headers)
+    description = row.description.format(pause_ms=pause_ms) if row.after_barge_in_pause else row.description
+    return Probe(
+        row.name,
+        description + (" (not configured)" if unconfigured else ""),
+        request,
+        row.expect,
+        abort=row.abort,
+        pause_before_s=pause_ms / 1000 if row.after_barge_in_pause else 0.0,
+        optional=row.optional or unconfigured,
     )
-    if key:
-        probes.append(
-            Probe(
-                "wrong_api_key",
-                "A wrong API key (expects 401/403)",
-                turn(ask).with_headers(authorization="Bearer wrong-key-0000"),
-                Expect.AUTH,
-            )
-        )
-        probes.append(
-            Probe(
-                "missing_api_key",
-                "No Authorization header (expects 401/403)",
-                turn(ask).with_headers(authorization=None),
-                Expect.AUTH,
-            )
-        )
-    probes.append(
-        Probe(
-            "barge_in",
-            "The caller interrupts: the client aborts the stream at the first content",
-            turn(_history("What time do you open tomorrow? And on Saturday?")),
-            Expect.BARGE_IN,
-            abort_after_content=True,
-        )
-    )
-    probes.append(
-        Probe(
-            "after_barge_in",
-            f"The turn re-sent {barge_in_pause_ms:g} ms after the barge-in (the caller finished speaking) must succeed",
-            turn(_history("What time do you open tomorrow, and on Saturday?")),
-            pause_before_s=barge_in_pause_ms / 1000,
-        )
-    )
-    probes.append(
-        Probe(
-            "turn_after_barge_in",
-            "One more ordinary turn: the server is still healthy after the interruption",
-            turn(_history("Thanks. Do you take walk-ins?")),
-        )
-    )
-    return probes

@@ -42,8 +42,10 @@ class CallContext:
         assistant_number: str = "+15557654321",
         metadata: Mapping[str, Any] | None = None,
         call_id: str | None = None,
+        variable_values: Mapping[str, Any] | None = None,
     ) -> CallContext:
-        """A realistic in-progress inbound phone call, with fresh ids."""
+        """A realistic in-progress inbound phone call, with fresh ids; `variable_values` as the call was created
+        with (`assistantOverrides.variableValues`)."""
         call_id = call_id or str(uuid.uuid4())
         org_id, assistant_id, number_id = (str(uuid.uuid4()) for _ in range(3))
         now = _now_iso()
@@ -63,7 +65,7 @@ class CallContext:
             "phoneCallProviderId": "CA" + uuid.uuid4().hex[:30],
             "customer": customer,
             "monitor": {"listenUrl": f"wss://{monitor_base}/listen", "controlUrl": f"https://{monitor_base}/control"},
-            "assistantOverrides": {"variableValues": {}},
+            "assistantOverrides": {"variableValues": dict(variable_values or {})},
         }
         phone_number = {
             "id": number_id,
@@ -77,7 +79,13 @@ class CallContext:
         return cls(call=call, phone_number=phone_number, customer=customer, metadata=dict(metadata or {}))
 
     @classmethod
-    def web_call(cls, *, metadata: Mapping[str, Any] | None = None, call_id: str | None = None) -> CallContext:
+    def web_call(
+        cls,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        call_id: str | None = None,
+        variable_values: Mapping[str, Any] | None = None,
+    ) -> CallContext:
         """A web call: no phone number and no customer."""
         call_id = call_id or str(uuid.uuid4())
         now = _now_iso()
@@ -94,6 +102,6 @@ class CallContext:
                 "listenUrl": f"wss://phone-call-websocket.example.vapi.ai/{call_id}/listen",
                 "controlUrl": f"https://phone-call-websocket.example.vapi.ai/{call_id}/control",
             },
-            "assistantOverrides": {"variableValues": {}},
+            "assistantOverrides": {"variableValues": dict(variable_values or {})},
         }
         return cls(call=call, metadata=dict(metadata or {}))

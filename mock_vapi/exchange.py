@@ -18,6 +18,7 @@ from harness.protocol import (
     SSEEvent,
     ToolCallAssembler,
     first_delta,
+    tool_call_name,
 )
 from mock_vapi import VapiRequest
 
@@ -276,12 +277,10 @@ class Exchange:
     def tool_call_names(self) -> frozenset[str]:
         """Names of the functions the streamed reply called (from fragments that carry a name)."""
         return frozenset(
-            fragment["function"]["name"]
+            name
             for event in self.spoken_events
             for fragment in event.tool_calls
-            if isinstance(fragment, dict)
-            and isinstance(fragment.get("function"), dict)
-            and isinstance(fragment["function"].get("name"), str)
+            if (name := tool_call_name(fragment)) is not None
         )
 
     @cached_property
@@ -305,7 +304,7 @@ class Exchange:
                 index=i,
                 id=c.get("id"),
                 type="function",
-                name=c["function"].get("name"),
+                name=tool_call_name(c),
                 arguments=str(c["function"].get("arguments") or ""),
             )
             for i, c in enumerate(calls if isinstance(calls, list) else [])

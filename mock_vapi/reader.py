@@ -12,14 +12,16 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from types import SimpleNamespace
+from typing import ClassVar
 
 import aiohttp
 from aiohttp import http_exceptions, http_parser
 
 from mock_vapi.exchange import Exchange, Outcome, ParsedEvent, Recorder
 
-__all__ = ["ReadLimits", "new_session", "read_into"]
+__all__ = ["Abort", "ReadLimits", "new_session", "read_into"]
 
 _C_PARSER = http_parser.HttpResponseParser is not http_parser.HttpResponseParserPy  # aiohttp's llhttp parser
 
@@ -73,44 +75,138 @@ def new_session(limit: int = 100) -> aiohttp.ClientSession:
     )
 
 
+@dataclass(frozen=True)
+class Abort:
+    """When the client closes the reply before it ends, as a caller's barge-in does; `Abort.NEVER` reads it all.
+
+    Each point that is set applies, whichever is reached first, and ends the exchange as `Outcome.ABORTED`:
+    `at_first_delta` as soon as the first content or tool-call delta arrives, `after_s` this long after the
+    request went out (if the reply is still open), `after_chars` once this many characters of spoken content
+    have arrived.
+    """
+
+    at_first_delta: bool = False
+    after_s: float | None = None
+    after_chars: int | None = None
+
+    NEVER: ClassVar[Abort]
+    AT_FIRST_DELTA: ClassVar[Abort]
+
+    @property
+    def counts_chars(self) -> bool:
+        """True when the spoken characters must be counted to know the point."""
+        return self.after_chars is not None
+
+    def reached(self, first_delta_seen: bool, spoken_chars: int) -> str | None:
+        """Why the client closes the reply now, given what has arrived; None to read on."""
+        if self.at_first_delta and first_delta_seen:
+            return "Closed by the client mid-stream (barge-in)"
+        if self.after_chars is not None and spoken_chars >= self.after_chars:
+            return f"Closed by the client after {self.after_chars} characters (barge-in)"
+        return None
+
+
+Abort.NEVER = Abort()
+Abort.AT_FIRST_DELTA = Abort(at_first_delta=True)
+
+
 class _Stop(Exception):
     def __init__(self, outcome: Outcome, message: str) -> None:
         super().__init__(message)
         self.outcome = outcome
 
 
-async def read_into(
-    session: aiohttp.ClientSession,
-    exchange: Exchange,
-    limits: ReadLimits,
-    *,
-    abort_after_content: bool = False,
-    abort_after_s: float | None = None,
-    abort_after_chars: int | None = None,
-    on_events: Callable[[list[ParsedEvent]], None] | None = None,
-) -> Exchange:
-    """Send `exchange.request` and record the reply into `exchange`; returns it.
+@dataclass(frozen=True)
+class _Bound:
+    """A limit on the wait for more bytes: when it fires, the outcome, and its message (built only if it fires)."""
 
-    A barge-in closes the connection mid-reply and ends the exchange as `Outcome.ABORTED`:
+    at: float  # on the perf_counter clock
+    outcome: Outcome
+    message: Callable[[], str]
 
-    Args:
-        abort_after_content: as soon as the first content or tool-call delta arrives.
-        abort_after_s: this long after the request went out, if the reply is still open.
-        abort_after_chars: once this many characters of content have arrived.
 
-    `on_events` sees each batch of newly parsed events as it arrives (to relay a stream while it is read).
-    """
-    request = exchange.request
-    first_delta_s = limits.first_delta_s if limits.first_delta_s is not None else request.timeout_s
-    t0 = exchange.t_start = time.perf_counter()
-    deadline = t0 + limits.deadline_s
-    first_delta_by = t0 + first_delta_s
-    recorder = Recorder(exchange, limits.max_event_bytes, limits.max_events)
-    response: aiohttp.ClientResponse | None = None
-    spoken_chars = 0
-    try:
+class _Bounds:
+    """The time limits on one exchange, from `ReadLimits`, the request's `timeout_s` and a timed abort."""
+
+    def __init__(self, exchange: Exchange, limits: ReadLimits, abort: Abort, recorder: Recorder, t0: float) -> None:
+        self.exchange = exchange
+        self.limits = limits
+        self.abort = abort
+        self.recorder = recorder
+        self.t0 = t0
+        first_delta_s = limits.first_delta_s
+        self.first_delta_s = first_delta_s if first_delta_s is not None else exchange.request.timeout_s
+        self.deadline = t0 + limits.deadline_s
+        self.first_delta_by = t0 + self.first_delta_s
+
+    @property
+    def head_s(self) -> float:
+        """How long the response's head may take: to the deadline or the first-delta bound, whichever is sooner."""
+        return min(self.deadline, self.first_delta_by) - self.t0
+
+    def no_head(self) -> str:
+        return f"No response headers within {min(self.limits.deadline_s, self.first_delta_s):g} s"
+
+    def next(self, now: float) -> _Bound:
+        """The earliest limit on the wait for more bytes. It moves only at the first delta, the finish, and with
+        `idle_s` at each chunk, so it is recomputed only then: no timer churn."""
+        bounds = [_Bound(self.deadline, Outcome.DEADLINE, self._past_deadline)]
+        if self.limits.idle_s is not None:
+            bounds.append(_Bound(now + self.limits.idle_s, Outcome.IDLE_TIMEOUT, self._idle))
+        if self.exchange.request.stream and self.recorder.first_delta_at is None:
+            bounds.append(_Bound(self.first_delta_by, Outcome.FIRST_DELTA_TIMEOUT, self._no_first_delta))
+        if self.abort.after_s is not None:
+            at = self.exchange.t_start + self.abort.after_s  # from the request on the wire
+            bounds.append(_Bound(at, Outcome.ABORTED, self._closed_on_time))
+        if self.recorder.finished_at is not None:
+            at = self.recorder.finished_at + self.limits.close_grace_s
+            bounds.append(_Bound(at, Outcome.CLOSE_TIMEOUT, self._not_closed))
+        return min(bounds, key=attrgetter("at"))
+
+    def _past_deadline(self) -> str:
+        return (
+            f"Still open after the {self.limits.deadline_s:g} s deadline ({len(self.exchange.events)} events "
+            "so far): the reply never ends, or it is longer than --deadline-s allows"
+        )
+
+    def _idle(self) -> str:
+        return f"No bytes arrived for {self.limits.idle_s:g} s"
+
+    def _no_first_delta(self) -> str:
+        return f"No content or tool-call delta within {self.first_delta_s:g} s"
+
+    def _closed_on_time(self) -> str:
+        return f"Closed by the client {(self.abort.after_s or 0.0) * 1000:g} ms after the request (barge-in)"
+
+    def _not_closed(self) -> str:
+        return f"The stream finished but the body did not end within {self.limits.close_grace_s:g} s"
+
+
+class _Reading:
+    """One exchange being read: its recorder, its bounds, and the spoken characters an abort counts."""
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        limits: ReadLimits,
+        abort: Abort,
+        on_events: Callable[[list[ParsedEvent]], None] | None,
+    ) -> None:
+        self.exchange = exchange
+        self.limits = limits
+        self.abort = abort
+        self.on_events = on_events
+        t0 = exchange.t_start = time.perf_counter()
+        self.recorder = Recorder(exchange, limits.max_event_bytes, limits.max_events)
+        self.bounds = _Bounds(exchange, limits, abort, self.recorder, t0)
+        self.spoken_chars = 0
+
+    async def send(self, session: aiohttp.ClientSession) -> aiohttp.ClientResponse:
+        """Send the request and record the response's head; a failure to get one is a `_Stop`."""
+        exchange, limits = self.exchange, self.limits
+        request = exchange.request
         try:
-            async with asyncio.timeout(min(deadline, first_delta_by) - t0):
+            async with asyncio.timeout(self.bounds.head_s):
                 response = await session.request(
                     request.method,
                     request.url,
@@ -124,8 +220,7 @@ async def read_into(
                     trace_request_ctx={"exchange": exchange},
                 )
         except TimeoutError:
-            waited_s = min(limits.deadline_s, first_delta_s)
-            raise _Stop(Outcome.HEADERS_TIMEOUT, f"No response headers within {waited_s:g} s") from None
+            raise _Stop(Outcome.HEADERS_TIMEOUT, self.bounds.no_head()) from None
         except aiohttp.ClientConnectorError as exc:
             raise _Stop(
                 Outcome.CONNECT_ERROR, f"Cannot reach {request.url}: {_reason(exc)}. Is the server running?"
@@ -145,63 +240,17 @@ async def read_into(
         exchange.reason = response.reason
         exchange.redirects = [str(r.url) for r in response.history]
         exchange.headers = {k.lower(): v for k, v in response.headers.items()}
+        return response
+
+    async def read_body(self, response: aiohttp.ClientResponse) -> None:
+        """Record the body chunk by chunk until it ends; a bound that fires, or the abort point, is a `_Stop`."""
         content = response.content
         loop = asyncio.get_running_loop()
-
-        def next_bound(now: float) -> tuple[float, Outcome, Callable[[], str]]:
-            # The earliest limit on the wait for more bytes: when, the outcome, its message (built only if it
-            # fires). Recomputed only when it can move (first delta, finish, each chunk with idle_s): no timer churn.
-            bounds: list[tuple[float, Outcome, Callable[[], str]]] = [
-                (
-                    deadline,
-                    Outcome.DEADLINE,
-                    lambda: (
-                        f"Still open after the {limits.deadline_s:g} s deadline ({len(exchange.events)} events "
-                        "so far): the reply never ends, or it is longer than --deadline-s allows"
-                    ),
-                )
-            ]
-            if limits.idle_s is not None:
-                bounds.append(
-                    (now + limits.idle_s, Outcome.IDLE_TIMEOUT, lambda: f"No bytes arrived for {limits.idle_s:g} s")
-                )
-            if request.stream and recorder.first_delta_at is None:
-                bounds.append(
-                    (
-                        first_delta_by,
-                        Outcome.FIRST_DELTA_TIMEOUT,
-                        lambda: f"No content or tool-call delta within {first_delta_s:g} s",
-                    )
-                )
-            if abort_after_s is not None:
-                bounds.append(
-                    (
-                        exchange.t_start + abort_after_s,
-                        Outcome.ABORTED,
-                        lambda: f"Closed by the client {abort_after_s * 1000:g} ms after the request (barge-in)",
-                    )
-                )
-            if recorder.finished_at is not None:
-                bounds.append(
-                    (
-                        recorder.finished_at + limits.close_grace_s,
-                        Outcome.CLOSE_TIMEOUT,
-                        lambda: f"The stream finished but the body did not end within {limits.close_grace_s:g} s",
-                    )
-                )
-            return min(bounds, key=lambda b: b[0])
-
-        def too_many_events() -> str:
-            return (
-                f"The stream exceeded {limits.max_events} events ({exchange.body_bytes} bytes so far): it never "
-                "ends, or it is far longer than a spoken reply"
-            )
-
-        bound = next_bound(time.perf_counter())
-        state = (recorder.first_delta_at is None, recorder.finished_at is None)
+        bound = self.bounds.next(time.perf_counter())
+        state = self._state()
         try:
             async with asyncio.timeout(None) as timer:
-                timer.reschedule(loop.time() + max(bound[0] - time.perf_counter(), 0))
+                timer.reschedule(loop.time() + max(bound.at - time.perf_counter(), 0))
                 while True:
                     try:
                         data = await content.readany()
@@ -209,32 +258,66 @@ async def read_into(
                         raise _Stop(Outcome.BROKEN, f"The connection broke mid-body: {_reason(exc)}") from None
                     t = time.perf_counter()
                     if not data:
-                        recorder.end_of_body(t)
-                        if recorder.events_cut:
-                            raise _Stop(Outcome.TOO_LARGE, too_many_events())
+                        self._end(t)
                         break
-                    events = recorder.feed(data, t)
-                    if on_events is not None and events:
-                        on_events(events)
-                    if recorder.events_cut:
-                        raise _Stop(Outcome.TOO_LARGE, too_many_events())
-                    if exchange.body_bytes > limits.max_body_bytes:
-                        raise _Stop(Outcome.TOO_LARGE, f"The body exceeded {limits.max_body_bytes} bytes")
-                    if abort_after_content and recorder.first_delta_at is not None:
-                        raise _Stop(Outcome.ABORTED, "Closed by the client mid-stream (barge-in)")
-                    if abort_after_chars is not None:
-                        spoken_chars += sum(len(e.content) for e in events if e.spoken)
-                        if spoken_chars >= abort_after_chars:
-                            raise _Stop(
-                                Outcome.ABORTED, f"Closed by the client after {abort_after_chars} characters (barge-in)"
-                            )
-                    now_state = (recorder.first_delta_at is None, recorder.finished_at is None)
-                    if now_state != state or limits.idle_s is not None:  # the bound in force moved
+                    self._feed(data, t)
+                    now_state = self._state()
+                    if now_state != state or self.limits.idle_s is not None:  # the bound in force moved
                         state = now_state
-                        bound = next_bound(t)
-                        timer.reschedule(loop.time() + max(bound[0] - time.perf_counter(), 0))
+                        bound = self.bounds.next(t)
+                        timer.reschedule(loop.time() + max(bound.at - time.perf_counter(), 0))
         except TimeoutError:
-            raise _Stop(bound[1], bound[2]()) from None
+            raise _Stop(bound.outcome, bound.message()) from None
+
+    def _state(self) -> tuple[bool, bool]:
+        """What the bounds depend on besides the clock: no delta yet, not finished yet."""
+        return self.recorder.first_delta_at is None, self.recorder.finished_at is None
+
+    def _feed(self, data: bytes, t: float) -> None:
+        events = self.recorder.feed(data, t)
+        if self.on_events is not None and events:
+            self.on_events(events)
+        if self.recorder.events_cut:
+            raise _Stop(Outcome.TOO_LARGE, self._too_many_events())
+        if self.exchange.body_bytes > self.limits.max_body_bytes:
+            raise _Stop(Outcome.TOO_LARGE, f"The body exceeded {self.limits.max_body_bytes} bytes")
+        if self.abort.counts_chars:
+            self.spoken_chars += sum(len(e.content) for e in events if e.spoken)
+        closed = self.abort.reached(self.recorder.first_delta_at is not None, self.spoken_chars)
+        if closed is not None:
+            raise _Stop(Outcome.ABORTED, closed)
+
+    def _end(self, t: float) -> None:
+        self.recorder.end_of_body(t)
+        if self.recorder.events_cut:
+            raise _Stop(Outcome.TOO_LARGE, self._too_many_events())
+
+    def _too_many_events(self) -> str:
+        return (
+            f"The stream exceeded {self.limits.max_events} events ({self.exchange.body_bytes} bytes so far): it "
+            "never ends, or it is far longer than a spoken reply"
+        )
+
+
+async def read_into(
+    session: aiohttp.ClientSession,
+    exchange: Exchange,
+    limits: ReadLimits,
+    *,
+    abort: Abort = Abort.NEVER,
+    on_events: Callable[[list[ParsedEvent]], None] | None = None,
+) -> Exchange:
+    """Send `exchange.request` and record the reply into `exchange`; returns it.
+
+    `abort` says when the client closes the connection mid-reply (a barge-in), which ends the exchange as
+    `Outcome.ABORTED`. `on_events` sees each batch of newly parsed events as it arrives (to relay a stream
+    while it is read).
+    """
+    reading = _Reading(exchange, limits, abort, on_events)
+    response: aiohttp.ClientResponse | None = None
+    try:
+        response = await reading.send(session)
+        await reading.read_body(response)
     except _Stop as stop:
         exchange.outcome = stop.outcome
         exchange.error = str(stop)
@@ -243,7 +326,7 @@ async def read_into(
         exchange.error = "The run was interrupted"
         raise
     finally:
-        recorder.finish(time.perf_counter())
+        reading.recorder.finish(time.perf_counter())
         if response is not None:
             if exchange.outcome is Outcome.COMPLETE:
                 response.release()

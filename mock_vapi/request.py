@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 
+from harness.protocol import base_url_problems, completions_url
 from mock_vapi.context import CallContext
 
 __all__ = [
@@ -29,8 +29,6 @@ __all__ = [
     "openai_tools",
     "url_problems",
 ]
-
-CHAT_COMPLETIONS = "/chat/completions"
 
 
 class InvalidModelConfig(ValueError):
@@ -178,30 +176,9 @@ class VapiRequest:
         return replace(self, body=raw, json_body=dict(body), stream=bool(body.get("stream")))
 
 
-def completions_url(base_url: str) -> str:
-    """Join the way the OpenAI SDK joins `baseURL` and `/chat/completions` (no de-duplication)."""
-    if base_url.endswith("/"):
-        return base_url + CHAT_COMPLETIONS[1:]
-    return base_url + CHAT_COMPLETIONS
-
-
 def url_problems(base_url: str) -> list[str]:
-    """Ways a configured `model.url` would break once Vapi appends `/chat/completions`."""
-    problems = []
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        problems.append(f"model.url {base_url!r} is not an http(s) URL")
-    if parts.path.rstrip("/").endswith(CHAT_COMPLETIONS):
-        problems.append(
-            f"model.url {base_url!r} already ends in /chat/completions; Vapi appends it again and calls "
-            f"{completions_url(base_url)!r}. Set the URL to the base (e.g. .../v1)."
-        )
-    if parts.query or parts.fragment:
-        problems.append(
-            f"model.url {base_url!r} has a query or fragment; the SDK appends /chat/completions after it. "
-            "Put a route secret in the path instead."
-        )
-    return problems
+    """Ways a configured `model.url` would break once Vapi appends `/chat/completions` (`base_url_problems`)."""
+    return [f"model.url {problem}" for problem in base_url_problems(base_url)]
 
 
 _END_CALL = {

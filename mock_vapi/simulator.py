@@ -34,10 +34,10 @@ from typing import Any
 
 import aiohttp
 
-from harness.protocol import AssembledToolCall, repeated_tool_call
+from harness.protocol import AssembledToolCall, repeated_tool_call, tool_call_name
 from mock_vapi.context import CallContext
 from mock_vapi.exchange import Exchange, Outcome
-from mock_vapi.reader import ReadLimits, read_into
+from mock_vapi.reader import Abort, ReadLimits, read_into
 from mock_vapi.request import CustomLLMModel, build_request
 from mock_vapi.scenarios.model import Interrupt, Scenario
 from mock_vapi.timing import first_sentence_time
@@ -109,7 +109,7 @@ class CallRecord:
             if message.get("tool_calls"):
                 for call in message["tool_calls"]:
                     function = call.get("function", {})
-                    lines.append(("tool call", f"{function.get('name')}({function.get('arguments', '')})"))
+                    lines.append(("tool call", f"{tool_call_name(call)}({function.get('arguments', '')})"))
                 if message.get("content"):
                     lines.append((role, str(message["content"])))
             elif role == "tool":
@@ -273,11 +273,7 @@ class CallSimulator:
             self.model, messages, context=context, api_key=self.api_key, stream=self.scenario.stream
         )
         exchange = Exchange(request=request, t_start=time.perf_counter())
-        abort_after_s = None if interrupt is None or interrupt.after_ms is None else interrupt.after_ms / 1000
-        abort_after_chars = None if interrupt is None else interrupt.after_chars
-        await read_into(
-            self.session, exchange, self.limits, abort_after_s=abort_after_s, abort_after_chars=abort_after_chars
-        )
+        await read_into(self.session, exchange, self.limits, abort=_abort(interrupt))
         if self.on_exchange is not None:
             self.on_exchange(exchange)
         return exchange
@@ -364,6 +360,14 @@ class CallSimulator:
             run.result = value if isinstance(value, str) else json.dumps(value)
         else:
             run.error = str(result.get("error", "no result returned"))
+
+
+def _abort(interrupt: Interrupt | None) -> Abort:
+    """Where the reader closes the reply for this barge-in: `after_ms` from the request, or `after_chars` in."""
+    if interrupt is None:
+        return Abort.NEVER
+    after_s = None if interrupt.after_ms is None else interrupt.after_ms / 1000
+    return Abort(after_s=after_s, after_chars=interrupt.after_chars)
 
 
 _ENDED_BY_STATUS = {

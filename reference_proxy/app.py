@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from harness.protocol import CHAT_PARAMS, encode_event, error_envelope
+from harness.protocol import CHAT_PARAMS, BodyError, encode_event, error_envelope, parse_json_body
 from reference_proxy.hooks import Hook, HookError, VapiContext
 from reference_proxy.recorder import Exchange as RecordedExchange
 from reference_proxy.recorder import TrafficRecorder
@@ -51,6 +51,16 @@ def split_vapi_fields(body: dict[str, Any]) -> tuple[dict[str, Any], VapiContext
 
 def _error(status: int, message: str, type_: str = "invalid_request_error", code: str | None = None) -> web.Response:
     return web.json_response(error_envelope(message, type_, code), status=status)
+
+
+def _recorded_body(body: object) -> Any:
+    """A reply body as recorded: its JSON, or its text when an upstream sent something else."""
+    if not isinstance(body, bytes):
+        return None
+    try:
+        return parse_json_body(body)
+    except BodyError:
+        return body.decode("utf-8", "replace")
 
 
 class _IdleWatch:
@@ -122,11 +132,11 @@ class _Proxy:
         if not self.authorized(request):
             return _error(401, "Missing or wrong API key.", "authentication_error")
         try:
-            body = json.loads(await request.read())
+            body = parse_json_body(await request.read())
         except web.HTTPRequestEntityTooLarge:
             return _error(413, f"The body is larger than {_MAX_BODY // (1024 * 1024)} MiB.")
-        except ValueError as exc:
-            return _error(400, f"The body is not valid JSON: {exc}")
+        except BodyError as exc:
+            return _error(400, f"The body {exc.problem}.")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property and must be an array")
         recording = RecordedExchange(request.headers, body) if self.recorder else None
@@ -155,7 +165,7 @@ class _Proxy:
     def _done(self, recording: RecordedExchange | None, response: web.Response) -> web.Response:
         if recording is not None:
             recording.status = response.status
-            recording.reply = json.loads(response.body) if isinstance(response.body, bytes) else None
+            recording.reply = _recorded_body(response.body)
             self._save(recording)
         return response
 
@@ -185,8 +195,8 @@ class _Proxy:
         async with upstream:
             raw = await upstream.content.read(_ERROR_BODY_LIMIT)
         try:
-            payload = json.loads(raw)
-        except ValueError:
+            payload = parse_json_body(raw)
+        except BodyError:
             payload = None
         if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
             return web.json_response(payload, status=upstream.status)

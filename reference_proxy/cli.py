@@ -15,9 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
+from harness.protocol import ListenError, UrlProblemKind, base_url_problems, host_port, listen_socket
 from reference_proxy.app import create_app
 from reference_proxy.hooks import HookLoadError, load_hook
-from reference_proxy.logs import JsonFormatter
+from reference_proxy.logs import log_json_lines
 from reference_proxy.settings import ProxySettings
 
 __all__ = ["add_parser", "run"]
@@ -88,8 +89,10 @@ def settings_from(args: argparse.Namespace) -> ProxySettings:
     """Settings from parsed arguments and the environment."""
     if not args.upstream_url:
         raise ProxyConfigError(f"--upstream-url is required (or {ENV_PREFIX}UPSTREAM_URL)")
-    if not args.upstream_url.startswith(("http://", "https://")):
-        raise ProxyConfigError(f"--upstream-url: {args.upstream_url!r} is not an http(s) URL")
+    # Credentials in the URL are sent (as basic auth) by the upstream client; anything else wrong stops here.
+    problems = [p for p in base_url_problems(args.upstream_url) if p.kind is not UrlProblemKind.CREDENTIALS]
+    if problems:
+        raise ProxyConfigError(f"--upstream-url: {problems[0]}")
     return ProxySettings(
         upstream_url=args.upstream_url,
         upstream_api_key=os.environ.get(args.upstream_api_key_env) or None,
@@ -114,28 +117,25 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         sys.stderr.write(f"vapi-harness proxy: error: --port: {args.port!r} is not a port number\n")
         return 2
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(secrets=[settings.upstream_api_key, settings.api_key]))
-    log = logging.getLogger("reference_proxy")
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False  # JSON lines only, not also the CLI's plain format
-    log.info("listening", extra={"url": f"http://{args.host}:{port}"})
-    # SIGTERM and Ctrl-C stop accepting, let streams in flight finish (up to 30 s), then exit.
-    try:
-        web.run_app(
-            create_app(settings, hook),
-            host=args.host,
-            port=port,
-            shutdown_timeout=30,
-            handler_cancellation=True,
-            access_log=None,
-            print=None,
-            loop=_event_loop(),
-        )
-    except OSError as exc:  # the port is taken, or the host is not ours
-        sys.stderr.write(f"vapi-harness proxy: error: cannot listen on {args.host}:{port}: {exc.strerror or exc}\n")
+    try:  # bound before anything says where the proxy listens
+        sock = listen_socket(args.host, port)
+    except ListenError as exc:
+        sys.stderr.write(f"vapi-harness proxy: error: {exc}\n")
         return 2
+    log_json_lines(sys.stderr, secrets=[settings.upstream_api_key, settings.api_key])
+    logging.getLogger("reference_proxy").info(
+        "listening", extra={"url": f"http://{host_port(args.host, sock.getsockname()[1])}"}
+    )
+    # SIGTERM and Ctrl-C stop accepting, let streams in flight finish (up to 30 s), then exit.
+    web.run_app(
+        create_app(settings, hook),
+        sock=sock,
+        shutdown_timeout=30,
+        handler_cancellation=True,
+        access_log=None,
+        print=None,
+        loop=_event_loop(),
+    )
     return 0
 
 

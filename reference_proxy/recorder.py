@@ -10,11 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.protocol import Redactor, SSEDecoder
+from harness.protocol import RECORDING_VERSION, Redactor, SSEDecoder
 
-__all__ = ["RECORDING_VERSION", "Exchange", "TrafficRecorder"]
-
-RECORDING_VERSION = 1
+__all__ = ["Exchange", "TrafficRecorder"]
 
 
 class Exchange:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.protocol import completions_url
+
 __all__ = ["ProxySettings"]
 
 
@@ -24,5 +26,5 @@ class ProxySettings:
 
     @property
     def completions_url(self) -> str:
-        """The upstream's chat-completions URL."""
-        return self.upstream_url.rstrip("/") + "/chat/completions"
+        """The upstream's chat-completions URL, joined as the OpenAI SDK (and so Vapi) joins it."""
+        return completions_url(self.upstream_url)

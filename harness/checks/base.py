@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from mock_vapi.exchange import Exchange, Outcome
 
@@ -16,6 +16,7 @@ __all__ = [
     "CheckFailed",
     "Expect",
     "Finding",
+    "RecordedReply",
     "Severity",
     "Status",
     "Thresholds",
@@ -61,13 +62,27 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class RecordedReply:
+    """What the recorded reply to a replayed request did: its status, the tools it called, whether it spoke."""
+
+    status: int | None
+    tool_names: tuple[str, ...] = ()  # sorted
+    has_content: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the recorded reply was a 2xx."""
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
 class CheckContext:
     """What a check knows besides the exchange: the probe and the budgets."""
 
     probe: str
     expect: Expect
     thresholds: Thresholds = field(default_factory=Thresholds)
-    reference: Mapping[str, Any] | None = None  # a replayed request's recorded outcome
+    reference: RecordedReply | None = None  # a replayed request's recorded outcome
 
 
 class CheckFailed(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable
-from harness.protocol import ToolCallAssembler, answered_tool_calls, repeated_tool_call
+from harness.protocol import ToolCallAssembler, answered_tool_calls, repeated_tool_call, tool_call_name
 from mock_vapi.exchange import INVALID_JSON, Exchange
 
 
@@ -54,7 +54,7 @@ def tool_calls_are_valid(ctx: CheckContext, exchange: Exchange) -> None:
         not_applicable("no tool call in the reply")
     for i, call in enumerate(calls if isinstance(calls, list) else [calls]):
         function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not call.get("id") or not function.get("name"):
+        if not isinstance(function, dict) or not call.get("id") or not tool_call_name(call):
             raise CheckFailed(f"Tool call {i} lacks id or function.name", json.dumps(call)[:200])
         arguments = function.get("arguments")
         if not isinstance(arguments, str):

@@ -132,14 +132,14 @@ def matches_recording(ctx: CheckContext, exchange: Exchange) -> None:
     reference = ctx.reference
     if reference is None:
         not_applicable("not a replayed request")
-    was_ok = isinstance(reference.get("status"), int) and 200 <= reference["status"] < 300
     is_ok = exchange.status is not None and 200 <= exchange.status < 300
-    if was_ok and not is_ok:
-        raise CheckFailed(f"Recorded HTTP {reference['status']}, replay got {exchange.status or exchange.outcome}")
-    if not was_ok:
-        not_applicable(f"the recorded reply was not a success (HTTP {reference.get('status')})")
+    if reference.succeeded and not is_ok:
+        raise CheckFailed(f"Recorded HTTP {reference.status}, replay got {exchange.status or exchange.outcome}")
+    if not reference.succeeded:
+        not_applicable(f"the recorded reply was not a success (HTTP {reference.status})")
     names = sorted(exchange.tool_call_names)
-    if exchange.streamed and names != list(reference.get("tool_names") or []):
-        raise CheckFailed("The replay called other tools", f"Recorded {reference.get('tool_names')}, replay {names}")
-    if exchange.streamed and reference.get("has_content") and not exchange.text.strip():
+    recorded = list(reference.tool_names)
+    if exchange.streamed and names != recorded:
+        raise CheckFailed("The replay called other tools", f"Recorded {recorded}, replay {names}")
+    if exchange.streamed and reference.has_content and not exchange.text.strip():
         raise CheckFailed("The recorded reply spoke; the replay said nothing")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from harness import __version__
+from harness.cli.options import Handler
 from mock_vapi.errors import HarnessError
 
 __all__ = ["build_parser", "main"]
@@ -57,8 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(args_list)
     level = logging.WARNING - 10 * min(args.log_verbosity, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler: Handler = args.handler
     try:
-        code: int = args.handler(args)
+        code = handler(args)
     except HarnessError as exc:
         sys.stderr.write(f"vapi-harness: error: {exc}\n")
         return 2

@@ -9,7 +9,7 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +19,15 @@ from typing import Any
 from rich.console import Console
 
 from harness.checks import REGISTRY, Thresholds
-from harness.cli.options import Option, add_options, non_negative_float, positive_float, positive_int, resolve
+from harness.cli.options import (
+    Option,
+    Subparsers,
+    add_options,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    resolve,
+)
 from harness.endpoint import builtin_endpoint, validate_url
 from harness.judging import RunSettings
 from harness.replay import load_recording
@@ -29,6 +37,7 @@ from harness.reporting import (
     JUnitReport,
     MarkdownReport,
     Redactor,
+    RunWriter,
     TerminalReport,
     is_secret_header,
 )
@@ -102,8 +111,18 @@ OPTIONS = [
     Option("--max-run-s", "Hard bound on the whole run; reports are still written", default=300.0, type=positive_float),
     Option("--repeat", "Run the suite N times (percentiles over all runs)", default=1, type=positive_int, metavar="N"),
     Option("--strict", "Warnings fail the run too", default=False, flag_only=True),
-    Option("--max-stall-ms", "Budget for the longest gap between content events", default=1000.0, type=positive_float),
-    Option("--first-sentence-ms", "Budget for the first speakable sentence", default=1500.0, type=positive_float),
+    Option(
+        "--max-stall-ms",
+        "Budget for the longest gap between content events",
+        default=Thresholds.max_stall_ms,
+        type=positive_float,
+    ),
+    Option(
+        "--first-sentence-ms",
+        "Budget for the first speakable sentence",
+        default=Thresholds.first_sentence_ms,
+        type=positive_float,
+    ),
     Option(
         "--barge-in-pause-ms",
         "From the barge-in probe's abort to the re-sent turn (the caller finishing the utterance, then endpointing)",
@@ -134,7 +153,7 @@ OPTIONS = [
 ]
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     """Register the `check` subcommand."""
     parser = subparsers.add_parser(
         "check",
@@ -234,7 +253,7 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
         raise ConfigError("--suite and --replay cannot be combined: each replaces the default probes")
     scenarios = load_suites(config.suite) if config.suite else []
     _check_writable(out_dir, config.json, config.junit, config.markdown, config.html)
-    writers: list[Any] = [
+    writers: list[RunWriter] = [
         TerminalReport(
             _stdout_console(),
             Console(stderr=True, quiet=config.quiet, highlight=False),
@@ -293,7 +312,7 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
     return 0 if passed else 1
 
 
-async def _drive(runner: Runner, writers: list[Any], max_run_s: float) -> bool:
+async def _drive(runner: Runner, writers: Sequence[RunWriter], max_run_s: float) -> bool:
     def dispatch(event: RunEvent) -> None:
         for writer in writers:
             try:

@@ -9,25 +9,15 @@ import logging
 import sys
 from typing import Any
 
-import uvicorn
-
 from harness.cli.options import Option, add_options, number, port, resolve
-from harness.fake_llm import DEFAULT_REPLY, FAULTS, QUIRKS, FakeLLMConfig, create_app
-from harness.servers import base_url, free_port
-from mock_vapi.errors import ConfigError, did_you_mean
+from harness.fake_llm import DEFAULT_REPLY, FakeLLMConfig, Fault, Quirk, create_app
+from harness.protocol import ListenError, listen_socket
+from harness.servers import base_url, serve_on
+from mock_vapi.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
 
 ENV_PREFIX = "VAPI_HARNESS_FAKE_LLM_"
-
-
-def _member(known: dict[str, str], kind: str) -> Any:
-    def parse(text: str) -> str:
-        if text not in known:
-            raise ValueError(f"unknown {kind} {text!r}.{did_you_mean(text, known)} See --list-faults")
-        return text
-
-    return parse
 
 
 def _arguments(text: str) -> dict[str, Any]:
@@ -61,14 +51,14 @@ OPTIONS = [
     Option(
         "--fault",
         "Break one rule; repeatable (see --list-faults)",
-        type=_member(FAULTS, "fault"),
+        type=Fault.parse,
         repeatable=True,
         metavar="NAME",
     ),
     Option(
         "--quirk",
         "Unusual but correct framing; repeatable (see --list-faults)",
-        type=_member(QUIRKS, "quirk"),
+        type=Quirk.parse,
         repeatable=True,
         metavar="NAME",
     ),
@@ -93,10 +83,10 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     if args.list_faults:
-        for name, text in FAULTS.items():
-            sys.stdout.write(f"fault  {name:<22} {text}\n")
-        for name, text in QUIRKS.items():
-            sys.stdout.write(f"quirk  {name:<22} {text}\n")
+        for fault in Fault:
+            sys.stdout.write(f"fault  {fault.value:<22} {fault.description}\n")
+        for quirk in Quirk:
+            sys.stdout.write(f"quirk  {quirk.value:<22} {quirk.description}\n")
         return 0
     values = resolve(args, OPTIONS, ENV_PREFIX)
     if values["host"] not in ("127.0.0.1", "localhost", "::1"):
@@ -115,10 +105,14 @@ def run(args: argparse.Namespace) -> int:
     if not config.reply.strip():
         raise ConfigError("--reply: must not be empty")
     host = values["host"]
-    listen_port = values["port"] or free_port(host)
-    sys.stderr.write(f"fake LLM: base URL {base_url(host, listen_port)}/v1\n")
+    try:
+        sock = listen_socket(host, values["port"])
+    except ListenError as exc:
+        sys.stderr.write(f"vapi-harness fake-llm: error: {exc}\n")
+        return 2
+    sys.stderr.write(f"fake LLM: base URL {base_url(host, sock.getsockname()[1])}/v1\n")
     # Modules and the app live as long as the server: out of the collector's sight, its full collections stay
     # short, so the chunks keep their injected timing under load.
     gc.freeze()
-    uvicorn.run(create_app(config), host=host, port=listen_port, log_level="info", access_log=False)
+    serve_on(sock, create_app(config), log_level="info")
     return 0

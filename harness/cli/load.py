@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from harness.cli.options import Option, add_options, port, positive_float, positive_int, resolve
+from harness.cli.options import Option, Subparsers, add_options, port, positive_float, positive_int, resolve
 from harness.endpoint import builtin_endpoint, validate_url
 from harness.load.profiles import DEFAULT_RUN_TIME_S, PROFILES, stages
 from harness.load.slo import DEFAULT_SLOS, Slo, SloResult, evaluate, parse_slo
@@ -120,7 +120,7 @@ OPTIONS = [
 ]
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     """Register the `load` subcommand."""
     parser = subparsers.add_parser(
         "load",
@@ -179,10 +179,11 @@ class _Locust:
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
         self.signal: int | None = None
         self.killed = False
-        own_group: dict[str, Any] = {"process_group": 0} if os.name == "posix" else {}
         self._previous = {s: signal.signal(s, self._on_signal) for s in _SIGNAL_EXIT}
         try:
-            self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, **own_group)
+            self.process = subprocess.Popen(
+                command, env=env, stdin=subprocess.DEVNULL, process_group=0 if os.name == "posix" else None
+            )
         except BaseException:
             self._restore()
             raise

@@ -1,4 +1,4 @@
-"""`vapi-harness mock-vapi`: serve the mock Vapi API. Registered through the `vapi_harness.commands` entry point.
+"""`vapi-harness mock-vapi`: serve the mock Vapi API (`mock_vapi.api`) on a local port.
 
 Every option also reads `VAPI_HARNESS_MOCK_VAPI_<OPTION>`.
 """
@@ -8,16 +8,14 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import socket
 import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from harness.cli.options import Option, add_options, port, resolve
-from harness.servers import base_url, free_port
+from harness.protocol import ListenError, base_url_problems, listen_socket
+from harness.servers import base_url, serve_on
 from mock_vapi.api.app import create_app
 from mock_vapi.api.llm import DEFAULT_PROVIDER_URLS
 from mock_vapi.api.store import Store
@@ -41,8 +39,11 @@ def default_db() -> Path:
 
 def _provider_url(text: str) -> tuple[str, str]:
     name, sep, url = text.partition("=")
-    if not sep or name not in DEFAULT_PROVIDER_URLS or not url.startswith(("http://", "https://")):
+    if not sep or name not in DEFAULT_PROVIDER_URLS:
         raise ValueError(f"{text!r} is not PROVIDER=URL with PROVIDER one of {', '.join(DEFAULT_PROVIDER_URLS)}")
+    problems = base_url_problems(url)  # the mock joins /chat/completions to it as Vapi does
+    if problems:
+        raise ValueError(f"{name}: {problems[0]}")
     return name, url
 
 
@@ -87,28 +88,26 @@ def run(args: argparse.Namespace) -> int:
         return 2
     db = values["db"] or str(default_db())
     host = values["host"]
-    listen_port = values["port"] or free_port(host)
-    try:  # a clear message now, rather than uvicorn's exit once it fails to bind
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.bind((host, listen_port))
-    except OSError as exc:
-        sys.stderr.write(f"vapi-harness mock-vapi: error: cannot listen on {host}:{listen_port}: {exc.strerror}\n")
+    try:  # bound now, and kept: nothing can take the port between this check and serving
+        sock = listen_socket(host, values["port"])
+    except ListenError as exc:
+        sys.stderr.write(f"vapi-harness mock-vapi: error: {exc}\n")
         return 2
     try:
         store = Store(db)
     except (OSError, sqlite3.Error) as exc:
+        sock.close()
         sys.stderr.write(f"vapi-harness mock-vapi: error: --db {db}: {exc}\n")
         return 2
     generated = values["api_key"] is None
     api_key = values["api_key"] or store.setting("api_key", lambda: f"mock-{secrets.token_hex(16)}")
-    where = base_url(host, listen_port)
+    where = base_url(host, sock.getsockname()[1])
     sys.stderr.write(f"mock Vapi API: {where} (state in {db})\n")
     if generated:  # a key the user chose is not echoed
         sys.stderr.write(f"API key: {api_key}  (send it as 'Authorization: Bearer <key>')\n")
     app = create_app(store, api_key, dict(values["provider_url"]))
     try:
-        uvicorn.run(app, host=host, port=listen_port, log_level="warning", access_log=False)
+        serve_on(sock, app)
     finally:
         store.close()
     return 0

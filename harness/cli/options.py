@@ -7,12 +7,14 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from mock_vapi.errors import ConfigError, did_you_mean
 
 __all__ = [
+    "Handler",
     "Option",
+    "Subparsers",
     "add_options",
     "non_negative_float",
     "number",
@@ -22,6 +24,11 @@ __all__ = [
     "positive_int",
     "resolve",
 ]
+
+# What `build_parser` hands each command's `add_parser`; typeshed's generic, not subscriptable at run time.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+# A command's `run`, set with `parser.set_defaults(handler=run)`: the parsed arguments in, the exit code out.
+Handler: TypeAlias = Callable[[argparse.Namespace], int]
 
 
 def parse_bool(text: str) -> bool:
@@ -78,7 +85,7 @@ class Option:
     flag: str
     help: str
     default: Any = None
-    type: Callable[[str], Any] = str
+    type: Callable[[str], object] = str
     flag_only: bool = False  # a switch without a value
     repeatable: bool = False
     choices: Sequence[str] | None = None

@@ -10,16 +10,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, TypeGuard, cast
 
+from harness.cli.options import Subparsers
 from harness.load.stats import LOAD_SUMMARY_KIND
 from harness.reporting import markdown_summary, render_html, render_load_html, validate_document
 from mock_vapi.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
 
+_JsonValue: TypeAlias = "bool | int | float | str | list[_JsonValue] | dict[str, _JsonValue] | None"
 
-def add_parser(subparsers: Any) -> None:
+
+def add_parser(subparsers: Subparsers) -> None:
     """Register the `report` subcommand."""
     parser = subparsers.add_parser(
         "report",
@@ -38,16 +41,17 @@ def add_parser(subparsers: Any) -> None:
 _LOAD_KEYS = ("turns", "errors", "error_rate", "metrics")
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path) -> _JsonValue:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value: _JsonValue = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise ConfigError(f"{path}: not JSON: {exc}") from None
+    return value
 
 
-def _is_load_summary(document: Any) -> bool:
+def _is_load_summary(document: _JsonValue) -> TypeGuard[dict[str, Any]]:
     """A `load_vapi.json`: marked as one, or (written before the mark) with a load summary's keys."""
     if not isinstance(document, dict):
         return False
@@ -63,7 +67,8 @@ def _load_samples(path: Path) -> dict[str, list[float]] | None:
     samples = _read_json(samples_path)
     if not isinstance(samples, dict) or not all(isinstance(v, list) for v in samples.values()):
         raise ConfigError(f"{samples_path}: not the raw samples of a load run (metric -> list of ms)")
-    return samples
+    # The lists' items are not checked here: one that is not a number fails rendering, which _render_load names.
+    return cast("dict[str, list[float]]", samples)
 
 
 def _load_markdown(summary: dict[str, Any]) -> str:
@@ -113,7 +118,7 @@ def _render_load(path: Path, summary: dict[str, Any], args: argparse.Namespace) 
     return 0
 
 
-def _load(path: Path, document: Any) -> dict[str, Any]:
+def _load(path: Path, document: _JsonValue) -> dict[str, Any]:
     problems = validate_document(document)
     if problems:
         raise ConfigError(f"{path}: not a vapi-harness report (check's report.json or load's load_vapi.json): "

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hmac
 import itertools
-import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -18,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from harness.fake_llm.script import FakeLLMConfig, Frame, plan_completion, plan_reply
-from harness.protocol import CHAT_PARAMS, Redactor, error_envelope
+from harness.fake_llm.script import FakeLLMConfig, Fault, Frame, plan_completion, plan_reply
+from harness.protocol import CHAT_PARAMS, BodyError, Redactor, error_envelope, parse_json_body
 
 __all__ = ["RecordedRequest", "create_app", "sleep_precisely"]
 
@@ -45,10 +44,10 @@ class RecordedRequest:
 
     @property
     def body(self) -> Any:
-        """The JSON body, or None when it is not JSON."""
+        """The JSON body, or None when it is not JSON (`parse_json_body`'s rules, as the server read it)."""
         try:
-            return json.loads(self.raw) if self.raw else None
-        except ValueError:
+            return parse_json_body(self.raw) if self.raw else None
+        except BodyError:
             return None
 
 
@@ -61,7 +60,7 @@ class _State:
 
 
 def _error(state: _State, status: int, message: str, type_: str = "invalid_request_error") -> Response:
-    if "no-envelope" in state.config.faults:
+    if Fault.NO_ENVELOPE in state.config.faults:
         return PlainTextResponse(message, status_code=status)
     return JSONResponse(error_envelope(message, type_), status_code=status)
 
@@ -72,54 +71,54 @@ async def _completions(request: Request) -> Response:
     headers = Redactor().headers(request.headers.items())
     record = RecordedRequest(time.perf_counter(), request.url.path, headers)
     state.recorded.append(record)
-    if "hang" in config.faults:
+    if Fault.HANG in config.faults:
         await _wait_for_disconnect(request, limit_s=600)
         record.outcome = "client_disconnected"
         return Response(status_code=499)
-    if config.api_key is not None and "ignore-auth" not in config.faults:
+    if config.api_key is not None and Fault.IGNORE_AUTH not in config.faults:
         given = request.headers.get("authorization", "")
         record.authorized = hmac.compare_digest(given.encode(), f"Bearer {config.api_key}".encode())
         if not record.authorized:
             record.outcome = "rejected"
             return _error(
                 state,
-                400 if "auth-400" in config.faults else 401,
+                400 if Fault.AUTH_400 in config.faults else 401,
                 "Incorrect API key provided.",
                 "authentication_error",
             )
     raw = record.raw = await request.body()
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = parse_json_body(raw)
+    except BodyError:
         record.outcome = "rejected"
-        if "malformed-500" in config.faults:
+        if Fault.MALFORMED_500 in config.faults:
             return PlainTextResponse("Internal Server Error", status_code=500)
         return _error(state, 400, "We could not parse the JSON body of your request.")
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         record.outcome = "rejected"
         return _error(state, 400, "'messages' is a required property")
-    if "status-500" in config.faults or state.crashed:
+    if Fault.STATUS_500 in config.faults or state.crashed:
         record.outcome = "rejected"
         return _error(state, 500, "The server had an error while processing your request.", "server_error")
-    if "reject-extra-fields" in config.faults:
+    if Fault.REJECT_EXTRA_FIELDS in config.faults:
         unknown = sorted((set(body) - CHAT_PARAMS) | (set(body) & _VAPI_FIELDS))
         if unknown:
             record.outcome = "rejected"
             return _error(state, 400, f"Unrecognized request argument supplied: {', '.join(unknown)}")
     completion_id = f"chatcmpl-fake-{next(state.ids)}"
-    if not body.get("stream") or "json-body" in config.faults:
+    if not body.get("stream") or Fault.JSON_BODY in config.faults:
         await asyncio.sleep(config.ttft_ms / 1000 - (time.perf_counter() - record.t))
         record.outcome = "completed"
         return JSONResponse(plan_completion(config, body, completion_id))
     frames = plan_reply(config, body, completion_id)
-    media_type = "application/json" if "wrong-content-type" in config.faults else "text/event-stream"
+    media_type = "application/json" if Fault.WRONG_CONTENT_TYPE in config.faults else "text/event-stream"
     return StreamingResponse(
         _play(
             frames,
             record,
-            never_close="never-close" in config.faults,
+            never_close=Fault.NEVER_CLOSE in config.faults,
             precise=config.precise_ttft,
-            on_abort=(lambda: setattr(state, "crashed", True)) if "crash-after-abort" in config.faults else None,
+            on_abort=(lambda: setattr(state, "crashed", True)) if Fault.CRASH_AFTER_ABORT in config.faults else None,
         ),
         media_type=media_type,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

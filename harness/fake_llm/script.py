@@ -10,69 +10,107 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, Self
 
 from harness.protocol import chunk, completion, encode_comment, encode_event
+from mock_vapi.errors import did_you_mean
 
-__all__ = ["DEFAULT_REPLY", "FAULTS", "QUIRKS", "FakeLLMConfig", "Frame", "plan_completion", "plan_reply"]
+__all__ = ["DEFAULT_REPLY", "FakeLLMConfig", "Fault", "Frame", "Quirk", "plan_completion", "plan_reply"]
 
 DEFAULT_REPLY = (
     "Sure! Our office opens at nine in the morning tomorrow, and we close at five in the afternoon. "
     "Is there anything else I can help you with?"
 )
 
-# fault -> what it breaks (the check that must catch it is named in docs/checks.md)
-FAULTS = {
-    "status-500": "answer every completion with HTTP 500",
-    "reject-extra-fields": "answer 400 when the body carries fields OpenAI does not know (call, metadata, ...)",
-    "json-body": "answer a stream request with a plain chat.completion JSON body",
-    "invalid-json": "send a data payload that is not JSON",
-    "no-choices": "send a chunk without `choices`",
-    "error-chunk": "send a chunk with a top-level `error`",
-    "no-content": "stream only a role delta and a finish_reason, no text",
-    "tool-no-index": "send tool-call fragments without `index`",
-    "tool-no-id": "send the first tool-call fragment without `id`",
-    "tool-bad-arguments": "send tool-call arguments that are not JSON (streamed and not)",
-    "event-error": "send an `event: error` event mid-stream",
-    "endless": "stream 20,000 content chunks, chunk-delay apart (a reply that does not end in time)",
-    "huge-body": "stream more than 8 MiB",
-    "never-close": "keep the connection open after [DONE]",
-    "drop-mid-stream": "break the connection in the middle of the stream",
-    "unterminated-event": "end the body inside the last content event (no blank line)",
-    "no-message": "answer non-streamed requests without `choices[0].message`",
-    "ignore-auth": "accept any API key",
-    "malformed-500": "answer a malformed JSON body with HTTP 500",
-    "hang": "never send response headers",
-    "no-done": "end the stream without [DONE]",
-    "no-finish-reason": "never send a finish_reason",
-    "bad-finish-reason": "send finish_reason 'done'",
-    "wrong-content-type": "stream with Content-Type application/json",
-    "event-lines": "prefix every event with an `event: message` line",
-    "no-role": "send no role in the first delta",
-    "inconsistent-id": "give every chunk a different id",
-    "missing-fields": "send chunks without id, object, created and model",
-    "buffered": "hold the whole reply and send it in one write",
-    "stall": "pause 1.5 s in the middle of the reply",
-    "slow-first-sentence": "send the first word at once, then crawl to the first sentence",
-    "no-envelope": "answer errors with plain text instead of the OpenAI envelope",
-    "no-usage": "ignore stream_options.include_usage",
-    "data-after-done": "send a chunk after [DONE]",
-    "invalid-utf8": "send bytes that are not UTF-8 inside a chunk",
-    "ignore-tool-results": "answer a tool result as if it were not there (a scenario's follow-up fails)",
-    "crash-after-abort": "answer 500 to every request once a client has closed a stream early (noticed at the "
-    "next write, as a real server learns of it)",
-    "tool-loop": "answer a tool result by calling the same tool again with the same arguments",
-    "auth-400": "refuse a wrong or missing API key with HTTP 400 instead of 401",
-    "oversize-event": "send one chunk larger than 1 MiB",
-    "created-string": "send `created` as a string",
-}
 
-QUIRKS = {
-    "crlf": "end lines with CRLF",
-    "no-space": "write `data:` without the space",
-    "keepalive": "send `: keep-alive` comments between events",
-    "usage-chunk": "always end with a usage-only chunk with empty `choices`",
-}
+class _Named(StrEnum):
+    """A name the fake LLM answers to (the value, as `--fault` and `--quirk` take it) and what it does."""
+
+    description: str
+
+    def __new__(cls, name: str, description: str) -> Self:
+        member = str.__new__(cls, name)
+        member._value_ = name
+        member.description = description
+        return member
+
+    @classmethod
+    def parse(cls, name: str) -> Self:
+        """The member called `name`; else a ValueError that names the closest one."""
+        for member in cls:
+            if member.value == name:
+                return member
+        names = [member.value for member in cls]
+        raise ValueError(f"unknown {cls.__name__.lower()} {name!r}.{did_you_mean(name, names)} See --list-faults")
+
+
+class Fault(_Named):
+    """A rule the fake LLM breaks on request; docs/checks.md names the check that must catch each.
+
+    Planning code tests `Fault.X in config.faults`, so a misspelt fault fails type checking.
+    """
+
+    STATUS_500 = "status-500", "answer every completion with HTTP 500"
+    REJECT_EXTRA_FIELDS = (
+        "reject-extra-fields",
+        "answer 400 when the body carries fields OpenAI does not know (call, metadata, ...)",
+    )
+    JSON_BODY = "json-body", "answer a stream request with a plain chat.completion JSON body"
+    INVALID_JSON = "invalid-json", "send a data payload that is not JSON"
+    NO_CHOICES = "no-choices", "send a chunk without `choices`"
+    ERROR_CHUNK = "error-chunk", "send a chunk with a top-level `error`"
+    NO_CONTENT = "no-content", "stream only a role delta and a finish_reason, no text"
+    TOOL_NO_INDEX = "tool-no-index", "send tool-call fragments without `index`"
+    TOOL_NO_ID = "tool-no-id", "send the first tool-call fragment without `id`"
+    TOOL_BAD_ARGUMENTS = "tool-bad-arguments", "send tool-call arguments that are not JSON (streamed and not)"
+    EVENT_ERROR = "event-error", "send an `event: error` event mid-stream"
+    ENDLESS = "endless", "stream 20,000 content chunks, chunk-delay apart (a reply that does not end in time)"
+    HUGE_BODY = "huge-body", "stream more than 8 MiB"
+    NEVER_CLOSE = "never-close", "keep the connection open after [DONE]"
+    DROP_MID_STREAM = "drop-mid-stream", "break the connection in the middle of the stream"
+    UNTERMINATED_EVENT = "unterminated-event", "end the body inside the last content event (no blank line)"
+    NO_MESSAGE = "no-message", "answer non-streamed requests without `choices[0].message`"
+    IGNORE_AUTH = "ignore-auth", "accept any API key"
+    MALFORMED_500 = "malformed-500", "answer a malformed JSON body with HTTP 500"
+    HANG = "hang", "never send response headers"
+    NO_DONE = "no-done", "end the stream without [DONE]"
+    NO_FINISH_REASON = "no-finish-reason", "never send a finish_reason"
+    BAD_FINISH_REASON = "bad-finish-reason", "send finish_reason 'done'"
+    WRONG_CONTENT_TYPE = "wrong-content-type", "stream with Content-Type application/json"
+    EVENT_LINES = "event-lines", "prefix every event with an `event: message` line"
+    NO_ROLE = "no-role", "send no role in the first delta"
+    INCONSISTENT_ID = "inconsistent-id", "give every chunk a different id"
+    MISSING_FIELDS = "missing-fields", "send chunks without id, object, created and model"
+    BUFFERED = "buffered", "hold the whole reply and send it in one write"
+    STALL = "stall", "pause 1.5 s in the middle of the reply"
+    SLOW_FIRST_SENTENCE = "slow-first-sentence", "send the first word at once, then crawl to the first sentence"
+    NO_ENVELOPE = "no-envelope", "answer errors with plain text instead of the OpenAI envelope"
+    NO_USAGE = "no-usage", "ignore stream_options.include_usage"
+    DATA_AFTER_DONE = "data-after-done", "send a chunk after [DONE]"
+    INVALID_UTF8 = "invalid-utf8", "send bytes that are not UTF-8 inside a chunk"
+    IGNORE_TOOL_RESULTS = (
+        "ignore-tool-results",
+        "answer a tool result as if it were not there (a scenario's follow-up fails)",
+    )
+    CRASH_AFTER_ABORT = (
+        "crash-after-abort",
+        "answer 500 to every request once a client has closed a stream early (noticed at the next write, as a "
+        "real server learns of it)",
+    )
+    TOOL_LOOP = "tool-loop", "answer a tool result by calling the same tool again with the same arguments"
+    AUTH_400 = "auth-400", "refuse a wrong or missing API key with HTTP 400 instead of 401"
+    OVERSIZE_EVENT = "oversize-event", "send one chunk larger than 1 MiB"
+    CREATED_STRING = "created-string", "send `created` as a string"
+
+
+class Quirk(_Named):
+    """Framing that is unusual but correct: every check must still pass."""
+
+    CRLF = "crlf", "end lines with CRLF"
+    NO_SPACE = "no-space", "write `data:` without the space"
+    KEEPALIVE = "keepalive", "send `: keep-alive` comments between events"
+    USAGE_CHUNK = "usage-chunk", "always end with a usage-only chunk with empty `choices`"
 
 
 @dataclass(frozen=True)
@@ -84,13 +122,19 @@ class FakeLLMConfig:
     reply: str = DEFAULT_REPLY
     tool_mode: str = "auto"  # auto | always | never
     tool_arguments: Mapping[str, Any] | None = None
-    faults: frozenset[str] = frozenset()
-    quirks: frozenset[str] = frozenset()
+    faults: frozenset[Fault] = frozenset()
+    quirks: frozenset[Quirk] = frozenset()
     api_key: str | None = None
     model: str | None = None
     # Spin the last 2 ms before the first chunk: asyncio's sleep can end up to 1 ms late (epoll counts whole
     # milliseconds). Costs CPU, so it is for timing benchmarks, not load tests.
     precise_ttft: bool = False
+
+    def __post_init__(self) -> None:
+        # Names given as text (a test's `faults={"no-done"}`) become members; an unknown one is named, with the
+        # closest, as --fault names it.
+        object.__setattr__(self, "faults", frozenset(Fault.parse(name) for name in self.faults))
+        object.__setattr__(self, "quirks", frozenset(Quirk.parse(name) for name in self.quirks))
 
 
 @dataclass
@@ -112,20 +156,20 @@ class _Stream:
     def emit(self, payload: Any, delay_s: float) -> None:
         faults, quirks = self.config.faults, self.config.quirks
         if isinstance(payload, dict):
-            if "inconsistent-id" in faults:
+            if Fault.INCONSISTENT_ID in faults:
                 payload["id"] = f"chatcmpl-fake-{self.index}"
-            if "missing-fields" in faults:
+            if Fault.MISSING_FIELDS in faults:
                 for key in ("id", "object", "created", "model"):
                     payload.pop(key, None)
-            if "created-string" in faults and "created" in payload:
+            if Fault.CREATED_STRING in faults and "created" in payload:
                 payload["created"] = str(payload["created"])
         self.index += 1
-        data = encode_event(payload, "message" if "event-lines" in faults else None)
-        if "no-space" in quirks:
+        data = encode_event(payload, "message" if Fault.EVENT_LINES in faults else None)
+        if Quirk.NO_SPACE in quirks:
             data = data.replace(b"data: ", b"data:")
-        if "crlf" in quirks:
+        if Quirk.CRLF in quirks:
             data = data.replace(b"\n", b"\r\n")
-        if "keepalive" in quirks:
+        if Quirk.KEEPALIVE in quirks:
             data = encode_comment("keep-alive") + data
         self.frames.append(Frame(delay_s, data))
 
@@ -205,7 +249,7 @@ def _answered_call(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], str] | N
 
 def tool_call(config: FakeLLMConfig, body: Mapping[str, Any]) -> tuple[Mapping[str, Any], str] | None:
     """The tool to call for this request and its JSON arguments, if any (see `wants_tool`)."""
-    if "tool-loop" in config.faults:
+    if Fault.TOOL_LOOP in config.faults:
         repeated = _answered_call(body)
         if repeated is not None:
             return repeated
@@ -213,14 +257,14 @@ def tool_call(config: FakeLLMConfig, body: Mapping[str, Any]) -> tuple[Mapping[s
     if tool is None:
         return None
     arguments = _arguments(tool, config.tool_arguments)
-    return tool, arguments.rstrip("}") if "tool-bad-arguments" in config.faults else arguments
+    return tool, arguments.rstrip("}") if Fault.TOOL_BAD_ARGUMENTS in config.faults else arguments
 
 
 def reply_text(config: FakeLLMConfig, body: Mapping[str, Any]) -> str:
     """The text answer: after a tool result, a sentence quoting it."""
     messages = body.get("messages") or []
     last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
-    if last.get("role") == "tool" and "ignore-tool-results" not in config.faults:
+    if last.get("role") == "tool" and Fault.IGNORE_TOOL_RESULTS not in config.faults:
         return f"Thanks for waiting, I have the answer now. {last.get('content') or ''}".strip()
     return config.reply
 
@@ -236,72 +280,72 @@ def plan_reply(config: FakeLLMConfig, body: Mapping[str, Any], completion_id: st
     def make(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return chunk(completion_id, model, delta, finish_reason=finish, created=created)
 
-    first = {"content": ""} if "no-role" in faults else {"role": "assistant", "content": ""}
+    first = {"content": ""} if Fault.NO_ROLE in faults else {"role": "assistant", "content": ""}
     stream.emit(make(first), ttft_s)
-    if "no-choices" in faults:
+    if Fault.NO_CHOICES in faults:
         stream.emit({"id": completion_id, "object": "chat.completion.chunk", "function_call": {"name": "x"}}, gap_s)
     planned = tool_call(config, body)
     finish = "stop"
-    if "no-content" in faults:
+    if Fault.NO_CONTENT in faults:
         pass
     elif planned is not None:
         finish = "tool_calls"
         tool, arguments = planned
         head: dict[str, Any] = {"index": 0, "id": "call_fake_0", "type": "function"}
         head["function"] = {"name": tool["function"]["name"], "arguments": ""}
-        if "tool-no-id" in faults:
+        if Fault.TOOL_NO_ID in faults:
             del head["id"]
         pieces = [arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]]
         fragments = [head] + [{"index": 0, "function": {"arguments": p}} for p in pieces]
-        if "tool-no-index" in faults:
+        if Fault.TOOL_NO_INDEX in faults:
             for fragment in fragments:
                 del fragment["index"]
         for fragment in fragments:
             stream.emit(make({"tool_calls": [fragment]}), gap_s)
-    elif "endless" in faults or "huge-body" in faults:
-        filler = make({"content": "la " * (2000 if "huge-body" in faults else 1)})
-        for _ in range(20_000 if "endless" in faults else 1_500):
-            stream.emit(dict(filler), gap_s if "endless" in faults else 0)
+    elif Fault.ENDLESS in faults or Fault.HUGE_BODY in faults:
+        filler = make({"content": "la " * (2000 if Fault.HUGE_BODY in faults else 1)})
+        for _ in range(20_000 if Fault.ENDLESS in faults else 1_500):
+            stream.emit(dict(filler), gap_s if Fault.ENDLESS in faults else 0)
     else:
         words = _words(reply_text(config, body))
         for i, word in enumerate(words):
             delay = gap_s
-            if "slow-first-sentence" in faults and i > 0:
+            if Fault.SLOW_FIRST_SENTENCE in faults and i > 0:
                 delay = max(gap_s, 0.12)
-            if "stall" in faults and i == len(words) // 2:
+            if Fault.STALL in faults and i == len(words) // 2:
                 delay = 1.5
-            if "invalid-json" in faults and i == 1:
+            if Fault.INVALID_JSON in faults and i == 1:
                 stream.frames.append(Frame(gap_s, b'data: {"choices": [{"delta": {"content": "oops"\n\n'))
-            if "event-error" in faults and i == 2:
+            if Fault.EVENT_ERROR in faults and i == 2:
                 stream.frames.append(Frame(gap_s, b'event: error\ndata: {"message": "overloaded"}\n\n'))
-            if "oversize-event" in faults and i == 2:
+            if Fault.OVERSIZE_EVENT in faults and i == 2:
                 stream.emit(make({"content": " " * (1024 * 1024 + 10)}), gap_s)
-            if "error-chunk" in faults and i == 2:
+            if Fault.ERROR_CHUNK in faults and i == 2:
                 stream.emit({"error": {"message": "upstream exploded", "type": "server_error"}}, gap_s)
-            if "drop-mid-stream" in faults and i == len(words) // 2:
+            if Fault.DROP_MID_STREAM in faults and i == len(words) // 2:
                 stream.frames.append(Frame(gap_s, fail=True))
                 return stream.frames
             payload = make({"content": word})
-            if "invalid-utf8" in faults and i == 1:
+            if Fault.INVALID_UTF8 in faults and i == 1:
                 raw = encode_event(payload).replace(word.encode(), word.encode() + b"\xff\xfe")
                 stream.frames.append(Frame(delay, raw))
                 continue
             stream.emit(payload, delay)
-    if "no-finish-reason" not in faults:
-        stream.emit(make({}, "done" if "bad-finish-reason" in faults else finish), gap_s)
-    wants_usage = (body.get("stream_options") or {}).get("include_usage") and "no-usage" not in faults
-    if wants_usage or "usage-chunk" in config.quirks:
+    if Fault.NO_FINISH_REASON not in faults:
+        stream.emit(make({}, "done" if Fault.BAD_FINISH_REASON in faults else finish), gap_s)
+    wants_usage = (body.get("stream_options") or {}).get("include_usage") and Fault.NO_USAGE not in faults
+    if wants_usage or Quirk.USAGE_CHUNK in config.quirks:
         usage = {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
         stream.emit({**make({}), "choices": [], "usage": usage}, 0)
-    if "unterminated-event" in faults:
+    if Fault.UNTERMINATED_EVENT in faults:
         last = make({"content": " Goodbye."})
         stream.frames.append(Frame(gap_s, b"data: " + json.dumps(last).encode()))
         return stream.frames
-    if "no-done" not in faults:
+    if Fault.NO_DONE not in faults:
         stream.emit("[DONE]", 0)
-    if "data-after-done" in faults:
+    if Fault.DATA_AFTER_DONE in faults:
         stream.emit(make({"content": " And one more thing."}), 0)
-    if "buffered" in faults:
+    if Fault.BUFFERED in faults:
         joined = b"".join(f.data for f in stream.frames)
         return [Frame(ttft_s + gap_s * len(stream.frames), joined)]
     return stream.frames
@@ -324,6 +368,6 @@ def plan_completion(config: FakeLLMConfig, body: Mapping[str, Any], completion_i
     else:
         message = {"role": "assistant", "content": reply_text(config, body)}
         body_out = completion(completion_id, model, message, usage=usage)
-    if "no-message" in config.faults:
+    if Fault.NO_MESSAGE in config.faults:
         del body_out["choices"][0]["message"]
     return body_out

@@ -26,6 +26,7 @@ from harness.load.call_loop import CallLoop
 from harness.load.recorder import TestRecorder
 from harness.load.slo import Slo, evaluate
 from harness.load.stats import LOAD_METRICS, LoadStats
+from harness.suite import SYSTEM_PROMPT
 from mock_vapi.exchange import Exchange
 from mock_vapi.reader import ReadLimits
 from mock_vapi.scenarios.model import Scenario, Turn
@@ -34,7 +35,6 @@ from mock_vapi.simulator import CallSimulator
 __all__ = ["VapiCallUser", "call_loop", "default_call", "stats_of", "web_rows"]
 
 T = TypeVar("T")
-_SYSTEM = "You are Ava, the receptionist for Acme Dental. Keep answers short: they are spoken on a phone call."
 _DEFAULT_TURNS = ("What time do you open tomorrow?", "And do you have parking?", "Great, thank you.")
 
 
@@ -46,7 +46,7 @@ def default_call(turns: tuple[str, ...] = _DEFAULT_TURNS, first_message: str | N
         turns=tuple(Turn(user=text) for text in turns),
         first_message=first_message if first_message is not None else "Hi, this is Ava. How can I help?",
         metadata={"tenant": "acme"},
-        model={"model": "vapi-harness-load", "messages": [{"role": "system", "content": _SYSTEM}]},
+        model={"model": "vapi-harness-load", "messages": [{"role": "system", "content": SYSTEM_PROMPT}]},
     )
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "first_delta",
     "openai_chat_params",
     "repeated_tool_call",
+    "tool_call_name",
 ]
 
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
@@ -135,6 +136,16 @@ def delta_tool_calls(payload: Any) -> list[Any]:
     return calls if isinstance(calls, list) else []
 
 
+def tool_call_name(call: Any) -> str | None:
+    """The function a tool call or tool-call fragment names (`function.name`), or None when it names none.
+
+    The one reader of a call's name: streamed fragments, `message.tool_calls` of a reply or of history alike.
+    """
+    function = call.get("function") if isinstance(call, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else None
+
+
 @dataclass
 class AssembledToolCall:
     """A tool call put together from its streamed fragments."""
@@ -172,10 +183,11 @@ class ToolCallAssembler:
             self.problems.append(f"{where}: `function` is not an object: {_short(fragment)}")
             return
         function = function or {}
+        name = tool_call_name(fragment)
         call = self.calls.get(index)
         if call is None:
             call = self.calls[index] = AssembledToolCall(index=index)
-            if not fragment.get("id") or not function.get("name"):
+            if not fragment.get("id") or not name:
                 self.problems.append(
                     f"{where}: the first fragment of tool call {index} lacks `id` or `function.name`: "
                     f"{_short(fragment)}"
@@ -183,7 +195,7 @@ class ToolCallAssembler:
         call.fragments += 1
         call.id = call.id or fragment.get("id")
         call.type = call.type or fragment.get("type")
-        call.name = call.name or function.get("name")
+        call.name = call.name or name
         arguments = function.get("arguments")
         if arguments is None:
             return
@@ -235,7 +247,7 @@ def answered_tool_calls(messages: Any) -> set[tuple[str | None, str]]:
         for call in message.get("tool_calls") or [] if message.get("role") == "assistant" else []:
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict) and call.get("id") in answered:
-                keys.add(_call_key(function.get("name"), str(function.get("arguments") or "")))
+                keys.add(_call_key(tool_call_name(call), str(function.get("arguments") or "")))
     return keys
 
 

@@ -1,6 +1,7 @@
 """Report writers: each consumes run events and writes one format."""
 
 from harness.protocol import REDACTED, Redactor, is_secret_header
+from harness.reporting.base import RunWriter
 from harness.reporting.document import SCHEMA_VERSION, report_schema, run_document, validate_document
 from harness.reporting.html import HtmlReport, render_html, render_load_html
 from harness.reporting.json_report import JsonReport
@@ -16,6 +17,7 @@ __all__ = [
     "JsonReport",
     "MarkdownReport",
     "Redactor",
+    "RunWriter",
     "TerminalReport",
     "is_secret_header",
     "junit_tree",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -15,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from harness.protocol import BodyError, parse_json_body
 from mock_vapi.api.calls import Calls
 from mock_vapi.api.chats import Chats
 from mock_vapi.api.llm import DEFAULT_PROVIDER_URLS
@@ -42,10 +42,12 @@ def _limit(request: Request) -> int:
 
 async def _body(request: Request) -> Any:
     raw = await request.body()
+    if not raw:
+        return {}
     try:
-        return json.loads(raw) if raw else {}
-    except ValueError:
-        raise ApiError(400, ["body must be valid JSON"]) from None
+        return parse_json_body(raw)
+    except BodyError as exc:
+        raise ApiError(400, [f"body {exc.problem}"]) from None
 
 
 class MockVapi:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+
+from harness.protocol import is_http_url
 
 __all__ = [
     "CREDENTIAL_PROVIDERS",
@@ -35,13 +36,6 @@ class ApiError(Exception):
         return {"message": self.message, "error": _REASONS.get(self.status, "Error"), "statusCode": self.status}
 
 
-def _is_url(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
 def _name(body: Mapping[str, Any], problems: list[str], prefix: str = "") -> None:
     if "name" in body and (not isinstance(body["name"], str) or not 1 <= len(body["name"]) <= 40):
         problems.append(f"{prefix}name must be a string of 1 to 40 characters")
@@ -56,7 +50,7 @@ def _plan(plan: Any, problems: list[str], prefix: str) -> None:
     for key in ("url", "clientId", "clientSecret"):
         if not isinstance(plan.get(key), str) or not plan[key]:
             problems.append(f"{prefix}authenticationPlan.{key} must be a non-empty string")
-    if "url" in plan and not _is_url(plan["url"]):
+    if "url" in plan and not is_http_url(plan["url"]):
         problems.append(f"{prefix}authenticationPlan.url must be a URL address")
 
 
@@ -106,7 +100,7 @@ def _check_model(model: Any, problems: list[str]) -> None:
         problems.append(f"model.provider must be one of the following values: {', '.join(MODEL_PROVIDERS)}")
     if not isinstance(model.get("model"), str) or not model["model"]:
         problems.append("model.model must be a non-empty string")
-    if provider == "custom-llm" and not _is_url(model.get("url")):
+    if provider == "custom-llm" and not is_http_url(model.get("url")):
         problems.append("model.url must be a URL address")
     if "metadataSendMode" in model and model["metadataSendMode"] not in _SEND_MODES:
         problems.append(f"model.metadataSendMode must be one of the following values: {', '.join(_SEND_MODES)}")
@@ -157,6 +151,6 @@ def check_assistant(body: Any, credential_exists: Any = None) -> list[str]:
                 continue  # stored earlier (its key was kept apart)
             problems += check_credential(credential, f"credentials.{index}.")
     server = body.get("server")
-    if server is not None and (not isinstance(server, Mapping) or not _is_url(server.get("url"))):
+    if server is not None and (not isinstance(server, Mapping) or not is_http_url(server.get("url"))):
         problems.append("server.url must be a URL address")
     return problems

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness.fake_llm import FAULTS
+from harness.fake_llm import Fault
 from harness.reporting import validate_document
 from harness.servers import ServerThread
 from tests.commands import run_command
@@ -87,7 +87,7 @@ def test_non_streamed_tool_call_is_judged_too(
 
 
 def test_every_fault_is_covered() -> None:
-    assert set(FAULTS) == set(ERROR_FAULTS) | set(WARNING_FAULTS) | set(AUTH_FAULTS) | SCENARIO_FAULTS
+    assert {f.value for f in Fault} == set(ERROR_FAULTS) | set(WARNING_FAULTS) | set(AUTH_FAULTS) | SCENARIO_FAULTS
 
 
 def test_builtin_endpoint_passes_every_check(run_cli: Callable[..., Any]) -> None:

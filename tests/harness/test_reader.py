@@ -18,7 +18,7 @@ from starlette.routing import Route
 from harness.servers import ServerThread
 from mock_vapi import CustomLLMModel, MetadataSendMode, VapiRequest, build_request
 from mock_vapi.exchange import Exchange, Outcome
-from mock_vapi.reader import ReadLimits, new_session, read_into
+from mock_vapi.reader import Abort, ReadLimits, new_session, read_into
 
 pytestmark = pytest.mark.slow
 MESSAGES = [{"role": "user", "content": "What time do you open?"}]
@@ -92,7 +92,7 @@ def test_huge_body_stops_at_the_size_bound(serve: Callable[[Any], ServerThread])
 
 def test_barge_in_closes_the_connection_and_the_server_sees_it(fake_llm: Callable[..., ServerThread]) -> None:
     server = fake_llm(chunk_delay_ms=50)
-    exchange = read(request_for(f"{server.url}/v1"), ReadLimits(), abort_after_content=True)
+    exchange = read(request_for(f"{server.url}/v1"), ReadLimits(), abort=Abort.AT_FIRST_DELTA)
     assert exchange.outcome is Outcome.ABORTED
     assert len(exchange.content_events) == 1
     recorded = server.app.state.fake.recorded

@@ -213,13 +213,17 @@ def test_a_restart_keeps_everything(
 def test_debug_requests_show_what_the_llm_received(mock: ServerThread, upstream: ServerThread) -> None:
     with http(mock) as client:
         client.post("/credential", json={"provider": "custom-llm", "apiKey": LLM_KEY})
-        assistant = client.post("/assistant", json={"model": custom_llm(upstream, headers={"X-Tenant": "acme"})}).json()
+        headers = {"X-Tenant": "acme", "X-Api-Token": "sk-tenant-0123456789"}  # the second looks like a secret
+        model = custom_llm(upstream, headers=headers, maxTokens=90)
+        assistant = client.post("/assistant", json={"model": model}).json()
         chat = client.post("/chat", json={"assistantId": assistant["id"], "input": "Hi"}).json()
         sent = client.get("/debug/requests").json()
     entry = sent[-1]
     assert entry["for"] == {"type": "chat", "id": chat["id"]}
     assert entry["url"] == f"{upstream.url}/v1/chat/completions"
     assert entry["headers"]["Authorization"] == "[redacted]" and entry["headers"]["X-Tenant"] == "acme"
+    assert entry["headers"]["X-Api-Token"] == "[redacted]" and "sk-tenant" not in json.dumps(sent)
+    assert entry["body"]["max_tokens"] == 90  # a count, not a secret
     assert entry["body"]["messages"][-1] == {"role": "user", "content": "Hi"}
     assert entry["response"]["status"] == 200 and entry["timings"]["ttft_ms"] > 0
     assert LLM_KEY not in json.dumps(sent)

@@ -15,6 +15,7 @@ import pytest
 
 from harness.servers import free_port
 from tests.commands import run_command
+from tests.serving import Served
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +74,50 @@ def test_bad_options_exit_2_with_the_reason(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
-        done = run_command("mock-vapi", "--port", str(busy), "--db", ":memory:")
-    assert done.returncode == 2 and f"cannot listen on 127.0.0.1:{busy}" in done.stderr
-    assert "Traceback" not in done.stderr
+        done = run_command("mock-vapi", "--port", str(busy), "--db", ":memory:", timeout_s=30)
+    assert done.returncode == 2
+    # One line, and no URL line before it: the socket is bound before anything says where it is.
+    assert done.stderr.splitlines() == [
+        f"vapi-harness mock-vapi: error: cannot listen on 127.0.0.1:{busy}: the address is already in use"
+    ]
+
+
+def _answered(port: int) -> int:
+    return httpx.get(
+        f"http://127.0.0.1:{port}/assistant", headers={"Authorization": "Bearer k"}, timeout=10
+    ).status_code
+
+
+def test_it_listens_before_it_says_where() -> None:
+    served = Served("mock-vapi", "--port", "0", "--db", ":memory:", "--api-key", "k")
+    try:
+        assert _answered(served.port()) == 200  # at once, no retry: the URL line comes once it listens
+    finally:
+        served.stop()
+
+
+def test_it_restarts_on_its_port_a_second_after_a_stop_with_clients_connected(tmp_path: Path) -> None:
+    db = str(tmp_path / "vapi.sqlite3")
+    first = Served("mock-vapi", "--port", "0", "--db", db, "--api-key", "k")
+    port = first.port()
+    idle = socket.create_connection(("127.0.0.1", port), timeout=10)  # a keep-alive connection, left open
+    idle.sendall(b"GET /assistant HTTP/1.1\r\nHost: mock\r\nAuthorization: Bearer k\r\n\r\n")
+    assert idle.recv(65536).startswith(b"HTTP/1.1 200 ")
+    busy = socket.create_connection(("127.0.0.1", port), timeout=10)  # a request in flight: its body unfinished
+    busy.sendall(
+        b"POST /assistant HTTP/1.1\r\nHost: mock\r\nAuthorization: Bearer k\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    )
+    second = None
+    try:
+        first.process.terminate()
+        time.sleep(1)
+        second = Served("mock-vapi", "--port", str(port), "--db", db, "--api-key", "k")
+        assert second.port() == port
+        assert _answered(port) == 200
+    finally:
+        idle.close()
+        busy.close()
+        first.stop()
+        if second is not None:
+            second.stop()

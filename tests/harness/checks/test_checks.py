@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.checks import REGISTRY, CheckContext, Expect, Severity, Status, Thresholds, run_checks
+from harness.checks import REGISTRY, CheckContext, Expect, RecordedReply, Severity, Status, Thresholds, run_checks
 from mock_vapi.exchange import Exchange, Outcome
 from tests.streams import DONE, IDEAL, ROLE, STOP, TOOL_HEAD, WEATHER_TOOL, WORDS, chunk, recorded
 
@@ -363,18 +363,28 @@ def test_completion_schema_violation_warns() -> None:
 @pytest.mark.parametrize(
     ("reference", "frames", "status", "fails"),
     [
-        ({"status": 200, "tool_names": [], "has_content": True}, IDEAL, 200, False),
-        ({"status": 200, "tool_names": [], "has_content": True}, [b'{"error":{"message":"x","type":"y"}}'], 500, True),
-        ({"status": 200, "tool_names": ["get_weather"], "has_content": False}, IDEAL, 200, True),
-        ({"status": 200, "tool_names": [], "has_content": True}, [ROLE, STOP, DONE], 200, True),
-        ({"status": 500, "tool_names": [], "has_content": False}, [b"oops"], 500, False),
+        (RecordedReply(200, (), has_content=True), IDEAL, 200, False),
+        (RecordedReply(200, (), has_content=True), [b'{"error":{"message":"x","type":"y"}}'], 500, True),
+        (RecordedReply(200, ("get_weather",)), IDEAL, 200, True),
+        (RecordedReply(200, (), has_content=True), [ROLE, STOP, DONE], 200, True),
+        (RecordedReply(500), [b"oops"], 500, False),
+        (RecordedReply(None), IDEAL, 200, False),
     ],
-    ids=["same", "now-failing", "tools-lost", "now-silent", "failed-before-too"],
+    ids=["same", "now-failing", "tools-lost", "now-silent", "failed-before-too", "no-status-recorded"],
 )
-def test_matches_recording(reference: dict[str, Any], frames: list[bytes], status: int, fails: bool) -> None:
+def test_matches_recording(reference: RecordedReply, frames: list[bytes], status: int, fails: bool) -> None:
     ctx = CheckContext("replay_1", Expect.TURN, Thresholds(), reference)
     result = {f.check: f.status for f in run_checks(ctx, recorded(frames, status=status))}
     assert (result["matches_recording"] is Status.FAILED) is fails
+
+
+def test_matches_recording_quotes_the_recorded_reply() -> None:
+    ctx = CheckContext("replay_1", Expect.TURN, Thresholds(), RecordedReply(200, ("get_weather",)))
+    lost = next(f for f in run_checks(ctx, recorded(IDEAL)) if f.check == "matches_recording")
+    assert (lost.title, lost.detail) == ("The replay called other tools", "Recorded ['get_weather'], replay []")
+    ctx = CheckContext("replay_1", Expect.TURN, Thresholds(), RecordedReply(502))
+    unjudged = next(f for f in run_checks(ctx, recorded(IDEAL)) if f.check == "matches_recording")
+    assert unjudged.title == "the recorded reply was not a success (HTTP 502)"
 
 
 def test_matches_recording_needs_a_recording() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from harness.fake_llm import FakeLLMConfig, create_app
+from harness.fake_llm import FakeLLMConfig, Fault, create_app
 from harness.servers import serve_in_thread
 from tests.browser import load_url, require_chromium
 from tests.commands import run_command
@@ -36,7 +36,7 @@ class LoadRun:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LoadRun]]:
     folder = tmp_path_factory.mktemp("load-html")
     out: dict[str, LoadRun] = {}
-    for name, faults in (("healthy", frozenset()), ("failing", frozenset({"status-500"}))):
+    for name, faults in (("healthy", frozenset[Fault]()), ("failing", frozenset({Fault.STATUS_500}))):
         config = FakeLLMConfig(ttft_ms=20, chunk_delay_ms=2, faults=faults)
         with serve_in_thread(create_app(config)) as server:
             page, reports = folder / f"{name}.html", folder / name
