@@ -522,6 +522,13 @@ def _load_header(summary: dict[str, Any], verdict: str) -> list[str]:
     return parts
 
 
+def _table(title: str, table_id: str, columns: Sequence[str], rows: Sequence[str]) -> str:
+    """A titled table: `columns` are header labels, a leading `#` marks a numeric (right-aligned) one."""
+    cells = "".join(f"<th class='num'>{_e(c[1:])}</th>" if c.startswith("#") else f"<th>{_e(c)}</th>"
+                    for c in columns)  # fmt: skip
+    return f"<h2>{_e(title)}</h2><table id='{table_id}'><tr>{cells}</tr>{''.join(rows)}</table>"
+
+
 def _load_slos(summary: dict[str, Any]) -> str:
     rows = []
     for slo in summary.get("slos") or []:
@@ -534,8 +541,7 @@ def _load_slos(summary: dict[str, Any]) -> str:
             mark = f"<span class='fail'>{_e(slo.get('verdict') or 'BROKEN')}</span>"
         rows.append(f"<tr><td><code>{_e(slo['name'])}</code></td><td class='num'>{slo['limit']:g}</td>"
                     f"<td class='num'>{_e(value)}</td><td>{mark}</td></tr>")  # fmt: skip
-    head = "<tr><th>SLO</th><th class='num'>limit</th><th class='num'>measured</th><th>result</th></tr>"
-    return f"<h2>SLOs</h2><table id='slos'>{head}{''.join(rows)}</table>"
+    return _table("SLOs", "slos", ["SLO", "#limit", "#measured", "result"], rows)
 
 
 def _load_latency(summary: dict[str, Any], samples: dict[str, list[float]] | None, plots: _LoadPlots) -> str:
@@ -557,9 +563,7 @@ def _load_latency(summary: dict[str, Any], samples: dict[str, list[float]] | Non
             continue
         rows.append(f"<tr data-metric='{_e(name)}'><td>{_e(name)}</td><td class='num'>{values['n']}</td>"
                     + "".join(f"<td class='num'>{values[k]:.1f}</td>" for k in _LOAD_STATS) + "</tr>")  # fmt: skip
-    head = "<tr><th>metric</th><th class='num'>n</th>" + "".join(f"<th class='num'>{k}</th>" for k in _LOAD_STATS)
-    head += "</tr>"
-    parts = [f"<h2>Voice latency (ms, exact)</h2><table id='latency'>{head}{''.join(rows)}</table>"]
+    parts = [_table("Voice latency (ms, exact)", "latency", ["metric", "#n", *(f"#{k}" for k in _LOAD_STATS)], rows)]
     if samples is None:
         parts.append("<p class='muted' id='distributions'>The raw samples were not kept (load_vapi_samples.json, "
                      "written with --html): no distributions.</p>")  # fmt: skip
@@ -599,8 +603,7 @@ def _load_failures(summary: dict[str, Any]) -> str:
             shown = f"{_e(' · '.join(said))}{body}"
         rows.append(f"<tr data-class='{_e(name)}'><td><code>{_e(name)}</code></td><td class='num'>{count}</td>"
                     f"<td>{shown}</td></tr>")  # fmt: skip
-    head = "<tr><th>class</th><th class='num'>turns</th><th>example (the first of its class)</th></tr>"
-    return f"<h2>Failed turns</h2><table id='failures'>{head}{''.join(rows)}</table>"
+    return _table("Failed turns", "failures", ["class", "#turns", "example (the first of its class)"], rows)
 
 
 def render_load_html(summary: dict[str, Any], samples: dict[str, list[float]] | None, version: str) -> str:
