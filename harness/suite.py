@@ -11,6 +11,8 @@ from harness.checks import Expect, RecordedReply
 from mock_vapi import CallContext, CustomLLMModel, MetadataSendMode, VapiRequest, build_request
 from mock_vapi.reader import Abort
 from mock_vapi.scenarios.model import BARGE_IN_PAUSE_MS
+from mock_vapi.transcriber import user_message
+from mock_vapi.variables import render, variable_values
 
 __all__ = ["SYSTEM_PROMPT", "WEATHER_TOOL", "Probe", "Target", "default_probes"]
 
@@ -33,11 +35,27 @@ _MALFORMED_BODY = b'{"model": "x", "messages": [{"role": "user", "content": "Hel
 
 @dataclass(frozen=True)
 class Target:
-    """The endpoint under test, as an assistant's custom-llm model would point at it."""
+    """The endpoint under test, as an assistant's custom-llm model would point at it.
+
+    `variables` are the call's `assistantOverrides.variableValues`; `system_prompt` (None: `SYSTEM_PROMPT`) is a
+    Liquid template filled with them and Vapi's built-ins. `word_confidence` and `emotion` are the model's
+    `wordLevelConfidenceEnabled` and `emotionRecognitionEnabled`. `token_auth`: the runner sends each probe
+    with a fetched OAuth2 token (`api_key` is then None), so the wrong- and missing-key probes run too.
+    """
 
     model: CustomLLMModel
     api_key: str | None = None
     metadata: Mapping[str, str] = field(default_factory=lambda: {"tenant": "acme", "plan": "gold"})
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    system_prompt: str | None = None
+    word_confidence: bool = False
+    emotion: bool = False
+    token_auth: bool = False
+
+    @property
+    def authenticated(self) -> bool:
+        """True when the probes carry a credential: a static key or an OAuth2 token."""
+        return bool(self.api_key) or self.token_auth
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,9 @@ class Probe:
     optional: bool = False
     # For a replayed request: what the recorded reply did.
     reference: RecordedReply | None = None
+    # The request carries the run's credential: with OAuth2 the runner puts the current token in it when it
+    # sends it. False for the probes that send a wrong key or none on purpose.
+    credentials: bool = True
 
 
 def _history(user: str) -> tuple[dict[str, object], ...]:
@@ -87,6 +108,7 @@ class _Row:
     tools or `metadata_mode` in place of its `metadataSendMode`; `body` and `headers` then replace the raw body
     or set (a value) and remove (None) headers. A probe of a mode the target is not configured with is optional.
     `after_barge_in_pause` waits the barge-in pause first (`{pause_ms:g}` in the description is that pause).
+    A `transcriber_extras` row is sent only when the target enables an extra; its user messages carry them.
     """
 
     name: str
@@ -103,6 +125,7 @@ class _Row:
     body: bytes | None = None
     headers: Mapping[str, str | None] = field(default_factory=dict)
     needs_api_key: bool = False
+    transcriber_extras: bool = False
 
 
 _DEFAULT_SUITE: tuple[_Row, ...] = (
@@ -135,6 +158,12 @@ _DEFAULT_SUITE: tuple[_Row, ...] = (
             metadata_mode=mode,
         )
         for mode in MetadataSendMode
+    ),
+    _Row(
+        "transcriber_extras",
+        "The streamed turn with the transcriber's extras on the user message (their shape is a guess)",
+        _ASK,
+        transcriber_extras=True,
     ),
     _Row(
         "stream_usage",
@@ -188,19 +217,38 @@ _DEFAULT_SUITE: tuple[_Row, ...] = (
 
 
 def default_probes(target: Target, *, barge_in_pause_ms: float = BARGE_IN_PAUSE_MS) -> list[Probe]:
-    """The default suite, in the order it runs (probes that send a key only when the target has one).
+    """The default suite, in the order it runs (probes that send a key only when the target has one, the
+    transcriber's extras only when it enables one).
 
     `barge_in_pause_ms`: from the barge-in's abort to the re-sent turn, as Vapi waits for the caller to finish.
+    Raises `TemplateError` (naming "system prompt") when the target's system prompt is not valid Liquid.
     """
-    context = CallContext.inbound_phone_call(metadata=target.metadata)
+    context = CallContext.inbound_phone_call(metadata=target.metadata, variable_values=target.variables)
+    prompt = None
+    if target.system_prompt is not None:
+        values = variable_values(target.variables, customer=context.customer)
+        prompt = render(target.system_prompt, values, "system prompt")
+    extras = target.word_confidence or target.emotion
     return [
-        _probe(row, target, context, barge_in_pause_ms)
+        _probe(row, target, context, barge_in_pause_ms, prompt)
         for row in _DEFAULT_SUITE
-        if target.api_key or not row.needs_api_key
+        if (target.authenticated or not row.needs_api_key) and (extras or not row.transcriber_extras)
     ]
 
 
-def _probe(row: _Row, target: Target, context: CallContext, pause_ms: float) -> Probe:
+def _messages(row: _Row, target: Target, prompt: str | None) -> list[dict[str, Any]]:
+    """The row's turn, a copy of its own: the system prompt filled in, user messages shaped by the transcriber."""
+    messages = copy.deepcopy([dict(m) for m in row.messages])  # no probe shares a message with another
+    for i, message in enumerate(messages):
+        if prompt is not None and message["role"] == "system":
+            message["content"] = prompt
+        elif row.transcriber_extras and message["role"] == "user":
+            flags = {"word_confidence": target.word_confidence, "emotion": target.emotion}
+            messages[i] = {**message, **user_message(str(message["content"]), **flags)}
+    return messages
+
+
+def _probe(row: _Row, target: Target, context: CallContext, pause_ms: float, prompt: str | None = None) -> Probe:
     """The probe of one row, for this target and call."""
     model = target.model
     if row.offers:
@@ -208,9 +256,13 @@ def _probe(row: _Row, target: Target, context: CallContext, pause_ms: float) -> 
     unconfigured = row.metadata_mode not in (None, target.model.metadata_send_mode)
     if row.metadata_mode is not None:
         model = model.with_(metadata_send_mode=row.metadata_mode)
-    messages = copy.deepcopy(list(row.messages))  # no probe shares a message with the table or another probe
     request = build_request(
-        model, messages, context=context, api_key=target.api_key, stream=row.stream, extra_body=row.extra_body
+        model,
+        _messages(row, target, prompt),
+        context=context,
+        api_key=target.api_key,
+        stream=row.stream,
+        extra_body=row.extra_body,
     )
     if row.body is not None:
         request = request.with_body(row.body)
@@ -225,4 +277,5 @@ def _probe(row: _Row, target: Target, context: CallContext, pause_ms: float) -> 
         abort=row.abort,
         pause_before_s=pause_ms / 1000 if row.after_barge_in_pause else 0.0,
         optional=row.optional or unconfigured,
+        credentials="authorization" not in {name.lower() for name in row.headers},
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.protocol import base_url_problems, completions_url
 from mock_vapi.context import CallContext
+from mock_vapi.tools import UnknownToolType, openai_tool
 
 __all__ = [
     "DEFAULT_CLIENT",
@@ -181,59 +182,18 @@ def url_problems(base_url: str) -> list[str]:
     return [f"model.url {problem}" for problem in base_url_problems(base_url)]
 
 
-_END_CALL = {
-    "name": "endCall",
-    "description": "Use this function to end the call.",
-    "parameters": {"type": "object", "properties": {}},
-}
-
-
 def openai_tools(tools: Sequence[Mapping[str, Any]], where: str = "model.tools") -> list[dict[str, Any]]:
-    """Turn Vapi tool configs into the OpenAI `tools` array Vapi sends."""
-    if not isinstance(tools, Sequence):
+    """Turn Vapi tool configs into the OpenAI `tools` array Vapi sends (each by `mock_vapi.tools.openai_tool`)."""
+    if not isinstance(tools, Sequence) or isinstance(tools, str):
         raise InvalidModelConfig(f"{where}: must be a list of tools")
     result: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
-        kind = tool.get("type") if isinstance(tool, Mapping) else None
-        if kind == "function":
-            function = tool.get("function")
-            if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-                raise InvalidModelConfig(f"{where}[{i}].function.name: required for a function tool")
-            spec = {k: function[k] for k in ("name", "description", "parameters", "strict") if k in function}
-            result.append({"type": "function", "function": spec})
-        elif kind == "endCall":
-            result.append({"type": "function", "function": dict(_END_CALL)})
-        elif kind == "transferCall":
-            destinations = tool.get("destinations", [])
-            numbers = [d["number"] for d in destinations if isinstance(d, Mapping) and d.get("number")]
-            destination: dict[str, Any] = {"type": "string", "description": "The destination to transfer the call to."}
-            if numbers:
-                destination["enum"] = numbers
-            result.append(
-                {
-                    "type": "function",
-                    "function": {
-                        "name": "transferCall",
-                        "description": "Use this function to transfer the call.",
-                        "parameters": {"type": "object", "properties": {"destination": destination}},
-                    },
-                }
-            )
-        elif kind == "dtmf":
-            result.append(
-                {
-                    "type": "function",
-                    "function": {
-                        "name": "dtmf",
-                        "description": "Press keys on the phone keypad.",
-                        "parameters": {"type": "object", "properties": {"digits": {"type": "string"}}},
-                    },
-                }
-            )
-        else:
-            raise InvalidModelConfig(
-                f"{where}[{i}].type: {kind!r} is not one of 'function', 'endCall', 'transferCall', 'dtmf'"
-            )
+        if not isinstance(tool, Mapping):
+            raise InvalidModelConfig(f"{where}[{i}].type: a tool must be an object with a type")
+        try:
+            result.append(openai_tool(tool, f"{where}[{i}]"))
+        except UnknownToolType as exc:
+            raise InvalidModelConfig(str(exc)) from None
     return result
 
 

@@ -13,7 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TOOL_TYPES", "ToolType", "UnknownToolType", "openai_tool", "tool_name"]
+from mock_vapi.errors import did_you_mean
+
+__all__ = [
+    "TOOL_TYPES", "VAPI_TOOL_TYPES", "ToolType", "UnknownToolType", "openai_tool", "tool_name", "unknown_type_hint",
+]  # fmt: skip
 
 _OBJECT: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -90,7 +94,30 @@ TOOL_TYPES: dict[str, ToolType] = {
     "bash": ToolType("bash", "Run a shell command.", _string_parameters("command"), "low"),
     "computer": ToolType("computer", "Use the computer.", _no_parameters, "low"),
     "textEditor": ToolType("textEditor", "Edit a text file.", _no_parameters, "low"),
+    "sipRequest": ToolType("sipRequest", "Send a SIP request on the call.", _no_parameters, "low"),
+    # Vapi's integrations: OpenAI names allow no dots, so the guess replaces them with underscores.
+    "google.calendar.event.create": ToolType("google_calendar_event_create", "Create an event in Google Calendar.",
+                                             _no_parameters, "low"),
+    "google.calendar.availability.check": ToolType("google_calendar_availability_check",
+                                                   "Check availability in Google Calendar.", _no_parameters, "low"),
+    "google.sheets.row.append": ToolType("google_sheets_row_append", "Append a row to a Google Sheet.",
+                                         _no_parameters, "low"),
+    "slack.message.send": ToolType("slack_message_send", "Send a message on Slack.", _no_parameters, "low"),
+    "gohighlevel.calendar.availability.check": ToolType("gohighlevel_calendar_availability_check",
+                                                        "Check availability in GoHighLevel.", _no_parameters, "low"),
+    "gohighlevel.calendar.event.create": ToolType("gohighlevel_calendar_event_create",
+                                                  "Create an event in GoHighLevel.", _no_parameters, "low"),
+    "gohighlevel.contact.create": ToolType("gohighlevel_contact_create", "Create a contact in GoHighLevel.",
+                                           _no_parameters, "low"),
+    "gohighlevel.contact.get": ToolType("gohighlevel_contact_get", "Look up a contact in GoHighLevel.",
+                                        _no_parameters, "low"),
 }  # fmt: skip
+VAPI_TOOL_TYPES = ("function", *TOOL_TYPES)  # every type `POST /tool` and `model.tools` accept
+
+
+def unknown_type_hint(kind: object) -> str:
+    """` Did you mean 'x'?` for a near miss, else the types Vapi has."""
+    return did_you_mean(str(kind), VAPI_TOOL_TYPES, cutoff=0.75) or f" Known types: {', '.join(VAPI_TOOL_TYPES)}."
 
 
 def tool_name(tool: Mapping[str, Any]) -> str | None:
@@ -115,8 +142,7 @@ def openai_tool(tool: Mapping[str, Any], where: str) -> dict[str, Any]:
         return {"type": "function", "function": _spec(function)}
     known = TOOL_TYPES.get(str(kind))
     if known is None:
-        names = ", ".join(repr(t) for t in ["function", *TOOL_TYPES])
-        raise UnknownToolType(f"{where}.type: {kind!r} is not a Vapi tool type ({names})")
+        raise UnknownToolType(f"{where}.type: {kind!r} is not a Vapi tool type.{unknown_type_hint(kind)}")
     if isinstance(function, Mapping) and isinstance(function.get("name"), str):
         return {"type": "function", "function": _spec(function)}
     spec: dict[str, Any] = {"name": tool_name(tool), "description": known.description}

@@ -14,6 +14,7 @@ from harness.checks.base import (
 )
 from mock_vapi import url_problems
 from mock_vapi.exchange import Exchange, Outcome
+from mock_vapi.transcriber import extra_fields
 
 ALL = tuple(Expect)
 _VAPI_FIELDS = ("call", "phoneNumber", "customer", "metadata")
@@ -49,6 +50,16 @@ def status_is_success(ctx: CheckContext, exchange: Exchange) -> None:
         detail += (
             f"\nThe request carried Vapi's extra fields ({', '.join(extras)}). A strict OpenAI-compatible server "
             "rejects unknown fields: strip them before forwarding, or set the assistant's metadataSendMode to 'off'."
+        )
+    transcriber = extra_fields(body.get("messages"))
+    if exchange.status in (400, 422) and transcriber:
+        raise CheckFailed(
+            f"HTTP {exchange.status} for a user message with {', '.join(transcriber)}",
+            f"{detail}\nVapi adds the transcriber's word confidences or emotion to user messages when the assistant "
+            "enables them (high confidence); their exact shape is not documented and this one is a guess (low "
+            "confidence), so this only warns. A server that rejects unknown message fields refuses every turn of "
+            "such an assistant: accept or strip `metadata` on messages.",
+            severity=Severity.WARNING,
         )
     raise CheckFailed(f"HTTP {exchange.status} instead of 2xx", detail)
 

@@ -9,9 +9,9 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from harness.cli.options import (
     Option,
     Subparsers,
     add_options,
+    name_value,
     non_negative_float,
     positive_float,
     positive_int,
@@ -30,6 +31,7 @@ from harness.cli.options import (
 )
 from harness.endpoint import builtin_endpoint, validate_url
 from harness.judging import RunSettings
+from harness.protocol import is_http_url
 from harness.replay import load_recording
 from harness.reporting import (
     HtmlReport,
@@ -42,13 +44,15 @@ from harness.reporting import (
     is_secret_header,
 )
 from harness.results import RunEvent, RunInfo
-from harness.runner import Runner
+from harness.runner import Runner, TokenAuth
 from harness.scenarios.suites import load_suites
-from harness.suite import Target, default_probes
+from harness.suite import Probe, Target, default_probes
 from mock_vapi import CustomLLMModel, InvalidModelConfig, MetadataSendMode
 from mock_vapi.errors import ConfigError, did_you_mean
+from mock_vapi.oauth2 import OAuth2Plan, TokenError, TokenSource
 from mock_vapi.reader import ReadLimits
-from mock_vapi.scenarios.model import BARGE_IN_PAUSE_MS
+from mock_vapi.scenarios.model import BARGE_IN_PAUSE_MS, Scenario
+from mock_vapi.variables import TemplateError
 
 __all__ = ["add_parser", "run"]
 
@@ -86,6 +90,27 @@ OPTIONS = [
     Option(
         "--api-key", "Key Vapi sends as 'Authorization: Bearer KEY' (prefer the environment variable)", metavar="KEY"
     ),
+    Option(
+        "--oauth2-token-url",
+        "Fetch an OAuth2 client-credentials token here and send it as 'Authorization: Bearer TOKEN' in place of "
+        "--api-key, as Vapi does for an oauth2 authenticationPlan (reused while valid, fetched again after)",
+        metavar="URL",
+    ),
+    Option("--oauth2-client-id", "The plan's clientId", metavar="ID"),
+    Option(
+        "--oauth2-client-secret",
+        "The plan's clientSecret (prefer the environment variable: a flag is seen by other users and kept in "
+        "shell history)",
+        metavar="SECRET",
+    ),
+    Option("--oauth2-scope", "The plan's scope, sent in the token request when given", metavar="SCOPE"),
+    Option(
+        "--oauth2-client-auth",
+        "How the client id and secret reach the token endpoint: in the form body or as HTTP basic auth "
+        "(Vapi does not document which)",
+        default="body",
+        choices=["body", "basic"],
+    ),
     Option("--model", "model.model sent in every request", default="vapi-harness-probe", metavar="NAME"),
     Option(
         "--metadata-send-mode",
@@ -99,6 +124,35 @@ OPTIONS = [
         type=header,
         repeatable=True,
         metavar="NAME:VALUE",
+    ),
+    Option(
+        "--variable",
+        "A variable of the call, as assistantOverrides.variableValues gives it (a string): sent in every probe's "
+        "call.assistantOverrides.variableValues and filled into --system-prompt; over a --suite scenario's own "
+        "variables (the command line wins); repeatable (env: one per line)",
+        type=name_value,
+        repeatable=True,
+        metavar="NAME=VALUE",
+    ),
+    Option(
+        "--system-prompt",
+        "The default probes' system prompt, a Liquid template filled with the variables and Vapi's built-ins "
+        "(default: the suite's receptionist prompt)",
+        metavar="TEXT",
+    ),
+    Option(
+        "--word-level-confidence",
+        "The assistant enables wordLevelConfidenceEnabled: the transcriber_extras probe sends word confidences "
+        "on its user message",
+        default=False,
+        flag_only=True,
+    ),
+    Option(
+        "--emotion-recognition",
+        "The assistant enables emotionRecognitionEnabled: the transcriber_extras probe sends the caller's "
+        "emotion on its user message",
+        default=False,
+        flag_only=True,
     ),
     Option(
         "--timeout-s",
@@ -235,7 +289,9 @@ def run(args: argparse.Namespace) -> int:
     deadline_s = config.deadline_s or config.timeout_s + 10
     if deadline_s <= config.timeout_s:
         raise ConfigError(f"--deadline-s ({deadline_s:g}) must be greater than --timeout-s ({config.timeout_s:g})")
-    redactor = Redactor([config.api_key, *(value for name, value in config.header if is_secret_header(name))])
+    _check_combinations(config)
+    secrets = [config.api_key, config.oauth2_client_secret]
+    redactor = Redactor([*secrets, *(value for name, value in config.header if is_secret_header(name))])
     handlers = logging.getLogger().handlers
     for handler in handlers:
         handler.addFilter(redactor)
@@ -246,12 +302,91 @@ def run(args: argparse.Namespace) -> int:
             handler.removeFilter(redactor)
 
 
+_DEFAULT_PROBES_ONLY = ("system_prompt", "word_level_confidence", "emotion_recognition")
+
+
+def _check_combinations(config: _Config) -> None:
+    """One line for options that do not go together, or that need another."""
+    if config.oauth2_token_url:
+        if config.api_key:
+            raise ConfigError(
+                "--api-key and --oauth2-token-url cannot be combined (check VAPI_HARNESS_API_KEY too): the probes "
+                "carry a static key or a fetched token, not both"
+            )
+        if not is_http_url(config.oauth2_token_url):
+            raise ConfigError(f"--oauth2-token-url: {config.oauth2_token_url!r} is not an http(s) URL")
+        if not config.oauth2_client_id:
+            raise ConfigError("--oauth2-token-url needs --oauth2-client-id")
+        if not config.oauth2_client_secret:
+            raise ConfigError("--oauth2-token-url needs the client secret: set VAPI_HARNESS_OAUTH2_CLIENT_SECRET")
+        if not config.url:
+            raise ConfigError("--oauth2-token-url needs --url: the built-in endpoint only checks a static key")
+    else:
+        given = [name for name in ("oauth2_client_id", "oauth2_client_secret", "oauth2_scope") if config.values[name]]
+        if given:
+            flag, env = f"--{given[0].replace('_', '-')}", f"{ENV_PREFIX}{given[0].upper()}"
+            raise ConfigError(f"{flag} (or {env}) needs --oauth2-token-url")
+    other = "--replay" if config.replay else "--suite" if config.suite else None
+    if other is None:
+        return
+    given = [name for name in _DEFAULT_PROBES_ONLY if config.values[name]]
+    if config.replay and config.variable:
+        given.insert(0, "variable")
+    if given:
+        raise ConfigError(
+            f"--{given[0].replace('_', '-')} shapes the default probes; {other} sends its own requests instead"
+        )
+
+
+def _token_auth(config: _Config, redactor: Redactor) -> TokenAuth | None:
+    """The run's OAuth2 tokens, when it has a plan."""
+    if not config.oauth2_token_url:
+        return None
+    plan = OAuth2Plan(
+        config.oauth2_token_url,
+        config.oauth2_client_id,
+        config.oauth2_client_secret,
+        config.oauth2_scope,
+        config.oauth2_client_auth,
+    )
+    return TokenAuth(TokenSource(plan), redactor)
+
+
+def _with_variables(scenarios: list[Scenario], variables: Mapping[str, str]) -> list[Scenario]:
+    """The scenarios with the `--variable` values over each file's own `variables`: for a name both give, the
+    command line wins, as an override does."""
+    if not variables:
+        return scenarios
+    return [replace(scenario, variables={**scenario.variables, **variables}) for scenario in scenarios]
+
+
+def _probes(config: _Config, model: CustomLLMModel, scenarios: list[Scenario]) -> list[Probe]:
+    """What the run sends before its scenarios: a recording's requests, or the default probes (none with --suite)."""
+    if config.replay:
+        return load_recording(config.replay, model, config.api_key)
+    if scenarios:
+        return []
+    target = Target(
+        model,
+        config.api_key,
+        variables=dict(config.variable),
+        system_prompt=config.system_prompt,
+        word_confidence=config.word_level_confidence,
+        emotion=config.emotion_recognition,
+        token_auth=bool(config.oauth2_token_url),
+    )
+    try:
+        return default_probes(target, barge_in_pause_ms=config.barge_in_pause_ms)
+    except TemplateError as exc:
+        raise ConfigError(f"--system-prompt is not a template Vapi could fill ({exc})") from None
+
+
 def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     out_dir = config.report_dir / run_id
     if config.suite and config.replay:
         raise ConfigError("--suite and --replay cannot be combined: each replaces the default probes")
-    scenarios = load_suites(config.suite) if config.suite else []
+    scenarios = _with_variables(load_suites(config.suite), dict(config.variable)) if config.suite else []
     _check_writable(out_dir, config.json, config.junit, config.markdown, config.html)
     writers: list[RunWriter] = [
         TerminalReport(
@@ -279,19 +414,14 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
     )
     with _endpoint(config) as (url, builtin):
         model = _model(config, url)
-        if config.replay:
-            probes = load_recording(config.replay, model, config.api_key)
-        elif scenarios:
-            probes = []
-        else:
-            probes = default_probes(Target(model, config.api_key), barge_in_pause_ms=config.barge_in_pause_ms)
+        probes = _probes(config, model, scenarios)
         info = RunInfo(
             run_id=run_id,
             url=url,
             model=config.model,
             metadata_send_mode=config.metadata_send_mode,
             builtin=builtin,
-            authenticated=bool(config.api_key),
+            authenticated=bool(config.api_key or config.oauth2_token_url),
             timeout_s=config.timeout_s,
             repeat=config.repeat,
             strict=config.strict,
@@ -301,13 +431,16 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
             scenarios=tuple(s.name for s in scenarios),
             thresholds=(("max_stall_ms", config.max_stall_ms), ("first_sentence_ms", config.first_sentence_ms)),
         )
-        runner = Runner(info, probes, settings, scenarios, api_key=config.api_key, headers=model.headers)
+        auth = _token_auth(config, redactor)
+        runner = Runner(info, probes, settings, scenarios, api_key=config.api_key, headers=model.headers, auth=auth)
         try:
             passed = asyncio.run(_drive(runner, writers, config.max_run_s))
         except KeyboardInterrupt:
             # asyncio.run re-raises Ctrl-C after _drive has written the reports.
             sys.stderr.write(f"Interrupted. Partial reports are in {out_dir}\n")
             return 130
+        except TokenError as exc:  # the first token, before anything was sent: the plan is the user's to fix
+            raise ConfigError(f"--oauth2-token-url: {exc}") from None
     sys.stderr.write(f"Reports: {out_dir}\n")
     return 0 if passed else 1
 

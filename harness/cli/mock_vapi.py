@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.cli.options import Option, add_options, port, resolve
+from harness.cli.options import Option, add_options, number, port, resolve
 from harness.protocol import ListenError, base_url_problems, listen_socket
 from harness.servers import base_url, serve_on
 from mock_vapi.api.app import create_app
-from mock_vapi.api.llm import DEFAULT_PROVIDER_URLS
+from mock_vapi.api.llm import DEFAULT_PROVIDER_URLS, RetryPolicy, TokenSources
 from mock_vapi.api.store import Store
 from mock_vapi.errors import ConfigError
 
@@ -47,6 +47,13 @@ def _provider_url(text: str) -> tuple[str, str]:
     return name, url
 
 
+def _retries(text: str) -> int:
+    value = int(number(text, whole=True))
+    if value > 10:
+        raise ValueError(f"{text!r} is more retries than the OpenAI SDK is ever set to (0 to 10; its default is 2)")
+    return value
+
+
 OPTIONS = [
     Option("--host", "Interface to bind", default="127.0.0.1"),
     Option("--port", "Port to listen on (0 picks a free one)", default=8787, type=port),
@@ -62,6 +69,20 @@ OPTIONS = [
         type=_provider_url,
         repeatable=True,
         metavar="PROVIDER=URL",
+    ),
+    Option(
+        "--llm-retries",
+        "Retries of a model request that fails with 408/409/429/5xx or no connection, with the OpenAI SDK's "
+        "back-off (0: the first failure ends the chat or call; the SDK's own default is 2)",
+        default=0,
+        type=_retries,
+        metavar="N",
+    ),
+    Option(
+        "--oauth2-client-auth",
+        "How an OAuth2 credential's client secret is sent to its token URL: in the form body or as HTTP basic auth",
+        default="body",
+        choices=("body", "basic"),
     ),
 ]
 
@@ -105,7 +126,13 @@ def run(args: argparse.Namespace) -> int:
     sys.stderr.write(f"mock Vapi API: {where} (state in {db})\n")
     if generated:  # a key the user chose is not echoed
         sys.stderr.write(f"API key: {api_key}  (send it as 'Authorization: Bearer <key>')\n")
-    app = create_app(store, api_key, dict(values["provider_url"]))
+    app = create_app(
+        store,
+        api_key,
+        dict(values["provider_url"]),
+        tokens=TokenSources(client_auth=values["oauth2_client_auth"]),
+        retries=RetryPolicy(max_retries=values["llm_retries"]),
+    )
     try:
         serve_on(sock, app)
     finally:

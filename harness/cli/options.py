@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -16,6 +17,7 @@ __all__ = [
     "Option",
     "Subparsers",
     "add_options",
+    "name_value",
     "non_negative_float",
     "number",
     "parse_bool",
@@ -68,6 +70,18 @@ def non_negative_float(text: str) -> float:
 def positive_int(text: str) -> int:
     """A whole number >= 1."""
     return int(number(text, minimum=1, whole=True))
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def name_value(text: str) -> tuple[str, str]:
+    """`NAME=VALUE`: a name as a template names it (letters, digits, `_`, `-`; not starting with a digit), then
+    any value, `=` and spaces included (an empty one too)."""
+    name, sep, value = text.partition("=")
+    if not sep or not _NAME.fullmatch(name.strip()):
+        raise ValueError(f"{text!r} is not NAME=VALUE (a name is letters, digits, _ or -, e.g. customerName=Ada)")
+    return name.strip(), value
 
 
 def port(text: str) -> int:

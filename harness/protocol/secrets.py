@@ -44,6 +44,10 @@ class Redactor(logging.Filter):
         # Longest first, so a key that contains another is replaced whole; very short ones would hit everywhere.
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
+    def add(self, secret: str | None) -> None:
+        """Learn one more secret value (a token fetched during the run), hidden from then on."""
+        self.secrets = Redactor([*self.secrets, secret]).secrets
+
     def text(self, value: str) -> str:
         """`value` with every known secret replaced."""
         for secret in self.secrets:

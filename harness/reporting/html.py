@@ -280,7 +280,9 @@ def _latency(document: dict[str, Any], plots: _Plots) -> str:
     samples = {
         name: list(latency[name].get("samples") or []) for name in ("ttft_ms", "first_sentence_ms") if name in latency
     }
-    figure = f"<div class='figure' id='distributions'>{plots.distributions(samples)}</div>"
+    figure = ""
+    if any(samples.values()):  # no content, no first sentence: nothing to draw
+        figure = f"<div class='figure' id='distributions'>{plots.distributions(samples)}</div>"
     return f"<h2>Latency</h2><table>{head}{rows}</table>{figure}"
 
 

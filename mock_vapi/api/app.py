@@ -17,9 +17,10 @@ from starlette.routing import Route
 from harness.protocol import BodyError, parse_json_body
 from mock_vapi.api.calls import Calls
 from mock_vapi.api.chats import Chats
-from mock_vapi.api.llm import DEFAULT_PROVIDER_URLS
+from mock_vapi.api.llm import DEFAULT_PROVIDER_URLS, NO_RETRIES, RetryPolicy, TokenSources
 from mock_vapi.api.resources import Assistants, Credentials
 from mock_vapi.api.store import Store
+from mock_vapi.api.tools import Tools
 from mock_vapi.api.validate import ApiError
 from mock_vapi.reader import new_session
 
@@ -53,15 +54,21 @@ async def _body(request: Request) -> Any:
 class MockVapi:
     """The app's state: the store, the resources, and the HTTP session used to reach LLMs."""
 
-    def __init__(self, store: Store, api_key: str, provider_urls: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, store: Store, api_key: str, provider_urls: Mapping[str, str] | None = None, *,
+        tokens: TokenSources | None = None, retries: RetryPolicy = NO_RETRIES,
+    ) -> None:  # fmt: skip
         self.store = store
         self.api_key = api_key
         self.provider_urls = {**DEFAULT_PROVIDER_URLS, **(provider_urls or {})}
         self._session: aiohttp.ClientSession | None = None
+        self.tokens = tokens or TokenSources()  # one per app: tokens are reused across chats and calls
         self.credentials = Credentials(store)
         self.assistants = Assistants(store)
-        self.chats = Chats(store, self.assistants, self.session, self.provider_urls)
-        self.calls = Calls(store, self.assistants, self.session, self.provider_urls)
+        self.tools = Tools(store)
+        urls = self.provider_urls
+        self.chats = Chats(store, self.assistants, self.session, urls, tokens=self.tokens, retries=retries)
+        self.calls = Calls(store, self.assistants, self.session, urls, tokens=self.tokens, retries=retries)
 
     def session(self) -> aiohttp.ClientSession:
         """The client session (exists while the app runs)."""
@@ -121,6 +128,22 @@ class MockVapi:
             return JSONResponse(self.assistants.update(assistant_id, await _body(request)))
         return JSONResponse(self.assistants.delete(assistant_id))
 
+    # --- tools ---
+
+    async def create_tool(self, request: Request) -> Response:
+        return JSONResponse(self.tools.create(await _body(request)), status_code=201)
+
+    async def list_tools(self, request: Request) -> Response:
+        return JSONResponse(self.tools.list(_limit(request)))
+
+    async def tool(self, request: Request) -> Response:
+        tool_id = request.path_params["id"]
+        if request.method == "GET":
+            return JSONResponse(self.tools.get(tool_id))
+        if request.method == "PATCH":
+            return JSONResponse(self.tools.update(tool_id, await _body(request)))
+        return JSONResponse(self.tools.delete(tool_id))
+
     # --- chats ---
 
     async def create_chat(self, request: Request) -> Response:
@@ -179,6 +202,9 @@ class MockVapi:
             Route("/assistant", g(self.create_assistant), methods=["POST"]),
             Route("/assistant", g(self.list_assistants), methods=["GET"]),
             Route("/assistant/{id}", g(self.assistant), methods=["GET", "PATCH", "DELETE"]),
+            Route("/tool", g(self.create_tool), methods=["POST"]),
+            Route("/tool", g(self.list_tools), methods=["GET"]),
+            Route("/tool/{id}", g(self.tool), methods=["GET", "PATCH", "DELETE"]),
             Route("/chat/responses", g(self.create_response), methods=["POST"]),
             Route("/chat", g(self.create_chat), methods=["POST"]),
             Route("/chat", g(self.list_chats), methods=["GET"]),
@@ -206,9 +232,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=exc.status_code)
 
 
-def create_app(store: Store, api_key: str, provider_urls: Mapping[str, str] | None = None) -> Starlette:
-    """The mock Vapi API over `store`; every route needs `Authorization: Bearer <api_key>`."""
-    mock = MockVapi(store, api_key, provider_urls)
+def create_app(
+    store: Store,
+    api_key: str,
+    provider_urls: Mapping[str, str] | None = None,
+    *,
+    tokens: TokenSources | None = None,
+    retries: RetryPolicy = NO_RETRIES,
+) -> Starlette:
+    """The mock Vapi API over `store`; every route needs `Authorization: Bearer <api_key>`.
+
+    `tokens` holds the OAuth2 switch (`TokenSources(client_auth="basic")`); `retries` the model-request retries
+    (`RetryPolicy(max_retries=2)`; none by default)."""
+    mock = MockVapi(store, api_key, provider_urls, tokens=tokens, retries=retries)
     app = Starlette(
         routes=mock.routes(),
         lifespan=mock.lifespan,

@@ -2,27 +2,30 @@
 scripts the caller's turns in the scenario format, and the call simulator plays them against the assistant's
 model exactly as `check --suite` does. The call runs in the background: `POST /call` answers `queued`, and
 `GET /call/{id}` shows it `in-progress`, then `ended` with its `endedReason`, transcript and timings.
+`assistantOverrides` are merged into the assistant (its `variableValues` fill the assistant's templates and ride
+in `call.assistantOverrides.variableValues`); the assistant's server URL gets the call's server messages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
-
-from mock_vapi.api.llm import ResolvedModel, record_exchange, resolve_model
+from mock_vapi.api.llm import ResolvedModel, record_exchange, send_with_retries
+from mock_vapi.api.overrides import apply_overrides, public_overrides, variable_values_of
 from mock_vapi.api.resources import ModelResource
 from mock_vapi.api.store import now_iso
 from mock_vapi.api.validate import ApiError
+from mock_vapi.exchange import Exchange
+from mock_vapi.reader import Abort, ReadLimits
+from mock_vapi.request import VapiRequest
 from mock_vapi.scenarios.loader import ScenarioError, load_document
 from mock_vapi.scenarios.model import Scenario
-from mock_vapi.simulator import CallRecord, CallSimulator, turn_timing
+from mock_vapi.simulator import AssistantServer, CallRecord, CallSimulator, turn_timing
 
 __all__ = ["Calls"]
 
@@ -36,11 +39,14 @@ _MODEL_KEYS = (
     "headers",
     "timeoutSeconds",
     "tools",
+    "knowledgeBase",
+    "wordLevelConfidenceEnabled",
+    "emotionRecognitionEnabled",
 )
-_ASSISTANT_KEYS = ("firstMessage", "firstMessageMode", "metadata", "modelOutputInMessagesEnabled")
+_ASSISTANT_KEYS = ("firstMessage", "firstMessageMode", "metadata", "modelOutputInMessagesEnabled", "endCallPhrases",
+                   "maxDurationSeconds", "silenceTimeoutSeconds", "server", "serverMessages")  # fmt: skip
 _FIELDS = {"assistantId", "assistant", "assistantOverrides", "customer", "phoneNumber", "phoneNumberId", "name",
            "type", "simulation", "customerId"}  # fmt: skip
-_REPORT_TIMEOUT_S = 10.0
 
 
 class Calls(ModelResource):
@@ -73,6 +79,7 @@ class Calls(ModelResource):
             "name": str(body.get("name") or "call"),
             "assistant": {**{k: assistant[k] for k in _ASSISTANT_KEYS if k in assistant}, "model": model},
             "call": call,
+            "variables": variable_values_of(body.get("assistantOverrides")),
             **{k: simulation[k] for k in ("turns", "toolResults", "simulator") if k in simulation},
         }
         try:
@@ -95,12 +102,16 @@ class Calls(ModelResource):
             raise ApiError(
                 400, "Couldn't Get Assistant. Need Either `assistant`, `assistantId`, `squad`, or `squadId`."
             )
-        resolved = resolve_model(self.store, assistant, self.provider_urls)
-        call_id = str(uuid.uuid4())
-        scenario = self._scenario(body, assistant, resolved, call_id)
         fields = {k: body[k] for k in ("assistantId", "customer", "phoneNumber", "name") if k in body}
         if "assistantId" not in body:
             fields["assistant"] = assistant
+        overrides = body.get("assistantOverrides")
+        assistant = apply_overrides(self.assistants, assistant, overrides)  # what the call plays
+        if overrides is not None:
+            fields["assistantOverrides"] = public_overrides(overrides, assistant)
+        resolved = self.resolve(assistant)  # its tools by id inlined, its OAuth2 plan ready
+        call_id = str(uuid.uuid4())
+        scenario = self._scenario(body, assistant, resolved, call_id)
         document = self.store.create(
             "call",
             {
@@ -121,7 +132,18 @@ class Calls(ModelResource):
     ) -> None:
         started_wall, started = time.time(), time.perf_counter()
         document = self.store.replace("call", {**document, "status": "in-progress", "startedAt": now_iso()})
-        simulator = CallSimulator(scenario, str(resolved.fields["url"]), self.session(), api_key=resolved.api_key)
+        session = self.session()
+        key = (lambda: resolved.current_key(session)) if resolved.token_source is not None else None
+
+        def keep(exchange: Exchange) -> None:  # every attempt, as it ends
+            record_exchange(self.store, exchange, "call", document["id"])
+
+        async def send(request: VapiRequest, abort: Abort) -> Exchange:
+            return await send_with_retries(session, request, ReadLimits(), resolved.retries, abort=abort,
+                                           on_exchange=keep)  # fmt: skip
+
+        url = str(resolved.fields["url"])
+        simulator = CallSimulator(scenario, url, session, api_key=resolved.api_key, key=key, send=send)
         try:
             record = await simulator.play()
         except Exception as exc:  # the mock must record a broken call, not lose it
@@ -129,9 +151,6 @@ class Calls(ModelResource):
             self.store.replace("call", {**document, "status": "ended", "endedReason": "pipeline-error-unknown",
                                         "endedMessage": str(exc), "endedAt": now_iso()})  # fmt: skip
             return
-        for turn in record.turns:
-            for exchange in turn.exchanges:
-                record_exchange(self.store, exchange, "call", document["id"])
         messages, metrics = _transcript(record, started_wall, started)
         ended = {
             **document,
@@ -156,29 +175,32 @@ class Calls(ModelResource):
                 "number": next(t.transferred_to for t in record.turns if t.transferred_to),
             }
         self.store.replace("call", ended)
-        await self._report(assistant, ended)
+        await self._report(assistant, ended, record)
 
-    async def _report(self, assistant: Mapping[str, Any], call: Mapping[str, Any]) -> None:
-        """POST the end-of-call report to the assistant's server URL, as Vapi does."""
-        server = assistant.get("server")
-        if not isinstance(server, Mapping) or not server.get("url"):
+    async def _report(self, assistant: Mapping[str, Any], call: Mapping[str, Any], record: CallRecord) -> None:
+        """POST the end-of-call report to the assistant's server URL, as Vapi does, with the fields its schema
+        requires (`endedReason`, `artifact`, `analysis`) and the call's assistant, customer and phone number."""
+        server = AssistantServer.of(assistant.get("server"), assistant.get("serverMessages"))
+        if server is None:
             return
-        headers = {str(k): str(v) for k, v in (server.get("headers") or {}).items()}
-        if server.get("secret"):
-            headers["X-Vapi-Secret"] = str(server["secret"])
+        context = record.context
+        customer = call.get("customer") or (context.customer if context is not None else None)
+        phone_number = context.phone_number if context is not None else None
         message = {
             "type": "end-of-call-report",
             "timestamp": int(time.time() * 1000),
             "endedReason": call["endedReason"],
             "call": {k: v for k, v in call.items() if k not in ("messages", "artifact")},
             "artifact": call["artifact"],
+            # No analysis plan is played: an empty summary, no evaluation (Vapi's shape; the values a guess).
+            "analysis": {"summary": "", "successEvaluation": None},
+            "assistant": dict(assistant),
+            **({"customer": dict(customer)} if customer else {}),
+            **({"phoneNumber": dict(phone_number)} if phone_number else {}),
             "startedAt": call.get("startedAt"),
             "endedAt": call.get("endedAt"),
         }
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with asyncio.timeout(_REPORT_TIMEOUT_S):
-                async with self.session().post(server["url"], json={"message": message}, headers=headers) as response:
-                    await response.read()
+        await server.send(self.session(), message)
 
     async def stop(self) -> None:
         """Cancel calls still playing (the mock is shutting down)."""
@@ -208,10 +230,13 @@ def _transcript(
         for run in turn.tool_runs:
             call = {"id": run.id, "type": "function", "function": {"name": run.name, "arguments": run.arguments}}
             add("tool_calls", at, toolCalls=[call], message="")
+            for said in (run.spoken_start, run.spoken_delayed):  # said while the tool ran
+                if said:
+                    add("bot", at, message=said)
             add("tool_call_result", at, toolCallId=run.id, name=run.name, result=run.result or run.error or "")
-        if turn.spoken:
+        if turn.replies:
             timing = turn_timing(turn)
             spoken_at = at + (timing["ttft_ms"] or 0) / 1000
-            add("bot", spoken_at, message=turn.spoken)
+            add("bot", spoken_at, message=" ".join(turn.replies))
         metrics.append({"turn": turn.index, **turn_timing(turn)})
     return messages, metrics

@@ -3,7 +3,13 @@
 Streaming answers as Vapi does: one SSE event per content delta, `{"id", "path": "chat.output[0].content",
 "delta"}` for `/chat`, OpenAI Responses events for `/chat/responses`. The stream ends by closing (Vapi
 documents no terminal event). How Vapi tells a custom LLM that a request belongs to a chat is not documented:
-the model gets the chat's id as `call.id` of a web call, with the assistant's metadata.
+the model gets the chat's id as `call.id` of a web call, with the assistant's metadata and the chat's
+`assistantOverrides.variableValues`.
+
+`assistantOverrides` are merged into the assistant and validated (`apply_overrides`), and its Liquid is filled
+with the variables (`fill_variables`) before the model is called. A chat continued with `previousChatId` or
+`sessionId` plays the overrides of the chat it continues, with its own merged over them (so the variables given
+first are kept until new ones are given); the chat keeps and returns the overrides it played.
 """
 
 from __future__ import annotations
@@ -11,15 +17,24 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from harness.protocol import encode_event
-from mock_vapi.api.llm import ResolvedModel, record_exchange, resolve_model, run_turn
+from mock_vapi.api.llm import ResolvedModel, record_exchange, run_turn
+from mock_vapi.api.overrides import (
+    apply_overrides,
+    fill_variables,
+    merge_overrides,
+    public_overrides,
+    variable_values_of,
+)
 from mock_vapi.api.resources import ModelResource
 from mock_vapi.api.validate import ApiError
 from mock_vapi.context import CallContext
 from mock_vapi.exchange import Exchange, Outcome, ParsedEvent
+from mock_vapi.oauth2 import TokenError
 
 __all__ = ["Chats"]
 
@@ -50,12 +65,13 @@ class _Turn:
     """A validated chat request: the assistant, the model to call, the history and the new messages."""
 
     def __init__(self, assistant: dict[str, Any], resolved: ResolvedModel, history: list[dict[str, Any]],
-                 new: list[dict[str, Any]], fields: dict[str, Any]) -> None:  # fmt: skip
-        self.assistant = assistant
+                 new: list[dict[str, Any]], fields: dict[str, Any], values: dict[str, Any]) -> None:  # fmt: skip
+        self.assistant = assistant  # overrides applied, Liquid filled
         self.resolved = resolved
         self.history = history
         self.new = new
         self.fields = fields
+        self.values = values  # the variableValues given (the built-ins are not sent)
         self.chat_id = str(uuid.uuid4())
 
     def prompt(self) -> list[dict[str, Any]]:
@@ -63,7 +79,16 @@ class _Turn:
         return [*system, *self.history, *self.new]
 
     def context(self) -> CallContext:
-        return CallContext.web_call(metadata=self.assistant.get("metadata") or {}, call_id=self.chat_id)
+        return CallContext.web_call(
+            metadata=self.assistant.get("metadata") or {}, call_id=self.chat_id, variable_values=self.values
+        )
+
+
+def _customer(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The customer a chat knows (an SMS transport's), for `{{customer.number}}`."""
+    transport = body.get("transport")
+    customer = transport.get("customer") if isinstance(transport, Mapping) else None
+    return customer if isinstance(customer, Mapping) else None
 
 
 class Chats(ModelResource):
@@ -104,13 +129,42 @@ class Chats(ModelResource):
             )
         else:
             raise ApiError(400, "Chat requires assistant, assistantId, previousChatId or a sessionId with chats.")
-        resolved = resolve_model(self.store, assistant, self.provider_urls)
+        overrides = self._overrides(body, previous)
+        played = apply_overrides(self.assistants, assistant, overrides)
+        values = variable_values_of(overrides)
+        filled = fill_variables(self.store, played, values, customer=_customer(body))
+        resolved = self.resolve(filled)
         fields = {k: body[k] for k in ("assistantId", "sessionId", "previousChatId", "name") if k in body}
         if "assistant" in body and "assistantId" not in body:
             fields["assistant"] = assistant
         elif previous is not None and "assistantId" not in body:
             fields.update({k: previous[k] for k in ("assistantId", "assistant") if k in previous})
-        return _Turn(assistant, resolved, history, new, fields)
+        if overrides is not None:
+            fields["assistantOverrides"] = public_overrides(overrides, played)
+        return _Turn(filled, resolved, history, new, fields, values)
+
+    @staticmethod
+    def _overrides(body: Mapping[str, Any], previous: Mapping[str, Any] | None) -> Any:
+        """The overrides a chat plays: those of the chat it continues, with its own merged over them."""
+        given = body.get("assistantOverrides")
+        kept = previous.get("assistantOverrides") if previous is not None else None
+        if kept is None:
+            return given
+        return kept if given is None else merge_overrides(kept, given)
+
+    async def _authorize(self, turn: _Turn, body: Mapping[str, Any]) -> None:
+        """Fix the key for this chat's request (an OAuth2 token is fetched now); a token endpoint that fails
+        ends the chat as Vapi ends it, with a 500, before any stream starts."""
+        try:
+            key = await turn.resolved.current_key(self.session())
+        except TokenError as exc:
+            failure = f"could not get an OAuth2 token: {exc}"
+            self._save(turn, body, "", failure)
+            raise ApiError(500, f"pipeline-error-{turn.resolved.provider}-llm-failed: {failure}") from None
+        turn.resolved = replace(turn.resolved, api_key=key, token_source=None)
+
+    def _recorder(self, turn: _Turn) -> Callable[[Exchange], None]:
+        return lambda exchange: record_exchange(self.store, exchange, "chat", turn.chat_id)
 
     def _save(self, turn: _Turn, body: Mapping[str, Any], text: str, error: str | None) -> dict[str, Any]:
         document = {
@@ -127,8 +181,10 @@ class Chats(ModelResource):
     async def create(self, body: Any) -> dict[str, Any]:
         """`POST /chat` without streaming: the Chat with `output`."""
         turn = self._turn(body)
-        exchange = await run_turn(self.session(), turn.resolved, turn.prompt(), turn.context())
-        record_exchange(self.store, exchange, "chat", turn.chat_id)
+        await self._authorize(turn, body)
+        exchange = await run_turn(
+            self.session(), turn.resolved, turn.prompt(), turn.context(), on_exchange=self._recorder(turn)
+        )
         failure = _failure(exchange)
         if failure is not None:
             self._save(turn, body, exchange.text, failure)
@@ -138,6 +194,7 @@ class Chats(ModelResource):
     async def stream(self, body: Any, responses: bool = False) -> AsyncIterator[bytes]:
         """`POST /chat` (or `/chat/responses`) with `stream: true`: events as the model's deltas arrive."""
         turn = self._turn(body)  # raises before the stream starts, so errors keep their status
+        await self._authorize(turn, body)
         return self._events(turn, body, responses)
 
     async def _events(self, turn: _Turn, body: Mapping[str, Any], responses: bool) -> AsyncIterator[bytes]:
@@ -150,7 +207,8 @@ class Chats(ModelResource):
 
         async def read() -> Exchange:
             try:
-                return await run_turn(self.session(), turn.resolved, turn.prompt(), turn.context(), on_events=relay)
+                return await run_turn(self.session(), turn.resolved, turn.prompt(), turn.context(),
+                                      on_events=relay, on_exchange=self._recorder(turn))  # fmt: skip
             finally:
                 queue.put_nowait(None)
 
@@ -170,7 +228,6 @@ class Chats(ModelResource):
             exchange = await task
         finally:
             task.cancel()
-        record_exchange(self.store, exchange, "chat", turn.chat_id)
         failure = _failure(exchange)
         chat = self._save(turn, body, exchange.text, failure)
         if responses:

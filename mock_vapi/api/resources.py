@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from mock_vapi.api.llm import NO_RETRIES, ResolvedModel, RetryPolicy, TokenSources, resolve_model
 from mock_vapi.api.store import Store
 from mock_vapi.api.validate import ApiError, check_assistant, check_credential, check_credential_update
 
@@ -68,8 +69,11 @@ class Credentials(Collection):
         problems = check_credential_update(body, document["provider"])
         if problems:
             raise ApiError(400, problems)
-        if "apiKey" in body:
-            self.store.set_secret(credential_id, body["apiKey"], {"authenticationPlan": body.get("authenticationPlan")})
+        if "apiKey" in body or "authenticationPlan" in body:  # what is not given is kept
+            extra = self.store.secret_extra(credential_id)
+            if "authenticationPlan" in body:
+                extra["authenticationPlan"] = body["authenticationPlan"]
+            self.store.set_secret(credential_id, body.get("apiKey") or self.store.secret(credential_id) or "", extra)
         changes = {k: v for k, v in body.items() if k not in ("apiKey", "provider")}
         if "authenticationPlan" in changes:
             changes["authenticationPlan"] = _public_plan(changes["authenticationPlan"])
@@ -84,9 +88,12 @@ class Assistants(Collection):
     def _exists(self, credential_id: str) -> bool:
         return self.store.get("credential", credential_id) is not None
 
+    def _tool_exists(self, tool_id: str) -> bool:
+        return self.store.get("tool", tool_id) is not None
+
     def prepare(self, body: Any) -> dict[str, Any]:
         """Validate an assistant body; inline credentials get an id and their keys go to the store."""
-        problems = check_assistant(body, self._exists)
+        problems = check_assistant(body, self._exists, self._tool_exists)
         if problems:
             raise ApiError(400, problems)
         prepared = dict(body)
@@ -95,7 +102,8 @@ class Assistants(Collection):
             for credential in body["credentials"]:
                 if "apiKey" in credential:
                     credential_id = str(uuid.uuid4())
-                    self.store.set_secret(credential_id, credential["apiKey"])
+                    plan = credential.get("authenticationPlan")
+                    self.store.set_secret(credential_id, credential["apiKey"], {"authenticationPlan": plan})
                     public = {k: v for k, v in credential.items() if k != "apiKey"}
                     if "authenticationPlan" in public:
                         public["authenticationPlan"] = _public_plan(public["authenticationPlan"])
@@ -123,9 +131,15 @@ class ModelResource(Collection):
 
     def __init__(
         self, store: Store, assistants: Assistants, session: Callable[[], aiohttp.ClientSession],
-        provider_urls: Mapping[str, str],
+        provider_urls: Mapping[str, str], *, tokens: TokenSources | None = None, retries: RetryPolicy = NO_RETRIES,
     ) -> None:  # fmt: skip
         super().__init__(store)
         self.assistants = assistants
         self.session = session
         self.provider_urls = provider_urls
+        self.tokens = tokens or TokenSources()
+        self.retries = retries
+
+    def resolve(self, assistant: Mapping[str, Any]) -> ResolvedModel:
+        """`resolve_model` with this app's provider URLs, OAuth2 token sources and retry switch."""
+        return resolve_model(self.store, assistant, self.provider_urls, tokens=self.tokens, retries=self.retries)

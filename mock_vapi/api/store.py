@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["KINDS", "Store", "now_iso"]
 
-KINDS = ("credential", "assistant", "chat", "call")
+KINDS = ("credential", "assistant", "tool", "chat", "call")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
     kind TEXT NOT NULL,
@@ -138,6 +138,13 @@ class Store:
         with self._lock:
             row = self._db.execute("SELECT api_key FROM credential_keys WHERE id = ?", (credential_id,)).fetchone()
         return str(row[0]) if row else None
+
+    def secret_extra(self, credential_id: str) -> dict[str, Any]:
+        """What was kept beside a credential's key (its full OAuth2 `authenticationPlan`); {} without any."""
+        with self._lock:
+            row = self._db.execute("SELECT data FROM credential_keys WHERE id = ?", (credential_id,)).fetchone()
+        extra = json.loads(row[0]) if row else {}
+        return extra if isinstance(extra, dict) else {}
 
     def record_sent(self, entry: dict[str, Any]) -> None:
         """Keep a request the mock sent to an LLM (already redacted); only the newest ones are kept."""

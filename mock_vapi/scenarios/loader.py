@@ -15,6 +15,8 @@ import yaml
 
 from mock_vapi.errors import ConfigError, did_you_mean
 from mock_vapi.scenarios.model import Scenario
+from mock_vapi.tools import VAPI_TOOL_TYPES, unknown_type_hint
+from mock_vapi.variables import TemplateError, fill_assistant, variable_values
 
 __all__ = ["ScenarioError", "load_document", "load_file"]
 
@@ -83,6 +85,13 @@ def _check_semantics(path: str, node: yaml.Node | None, data: dict[str, Any]) ->
                 where = ["turns", index, "expect", "content", "regex"]
                 raise ScenarioError(f"{_at(path, node, where)}: {_path(where)}: not a valid regex: {exc}") from None
     tools = ((data.get("assistant") or {}).get("model") or {}).get("tools") or []
+    for index, tool in enumerate(tools):
+        if tool.get("type") not in VAPI_TOOL_TYPES:
+            at = ["assistant", "model", "tools", index, "type"]
+            hint = unknown_type_hint(tool.get("type"))
+            raise ScenarioError(
+                f"{_at(path, node, at)}: {_path(at)}: {tool.get('type')!r} is not a Vapi tool type.{hint}"
+            )
     names = {t["function"]["name"] for t in tools if t.get("type") == "function" and "function" in t}
     for name in data.get("toolResults") or {}:
         if name not in names:
@@ -90,9 +99,9 @@ def _check_semantics(path: str, node: yaml.Node | None, data: dict[str, Any]) ->
             hint = did_you_mean(name, names)
             raise ScenarioError(f"{_at(path, node, where)}: {_path(where)}: no function tool has this name.{hint}")
     for index, tool in enumerate(tools):
+        where = ["assistant", "model", "tools", index]
         if tool.get("type") != "function":
             continue
-        where = ["assistant", "model", "tools", index]
         if "function" not in tool:
             raise ScenarioError(f"{_at(path, node, where)}: {_path(where)}: a function tool needs `function.name`")
         name = tool["function"]["name"]
@@ -101,6 +110,18 @@ def _check_semantics(path: str, node: yaml.Node | None, data: dict[str, Any]) ->
                 f"{_at(path, node, where)}: {_path(where)}: tool {name!r} has no server.url and no mocked "
                 f"result; add `toolResults: {{{name}: ...}}`"
             )
+    _check_templates(path, node, data)
+
+
+def _check_templates(path: str, node: yaml.Node | None, data: dict[str, Any]) -> None:
+    """The assistant's Liquid templates render (as the simulator fills them, with the file's `variables`)."""
+    try:
+        fill_assistant(data.get("assistant") or {}, variable_values(data.get("variables")))
+    except TemplateError as exc:
+        field, _, problem = str(exc).partition(": ")
+        where = ["assistant", *(int(i) if i else k for k, i in re.findall(r"([^.\[\]]+)|\[(\d+)\]", field))]
+        problem = f"not a valid Liquid template: {problem}"
+        raise ScenarioError(f"{_at(path, node, where)}: {_path(where)}: {problem}") from None
 
 
 def _describe(path: str, node: yaml.Node | None, error: jsonschema.ValidationError) -> str:

@@ -7,6 +7,8 @@ from typing import Any
 
 __all__ = [
     "BARGE_IN_PAUSE_MS",
+    "MAX_DURATION_S",
+    "SILENCE_TIMEOUT_S",
     "ContentExpectation",
     "Expectation",
     "Interrupt",
@@ -19,6 +21,9 @@ __all__ = [
 # (Vapi tore the stream down after stopSpeakingPlan.voiceSeconds, 0.2 s, of it), then endpointing waits
 # (startSpeakingPlan: 0.1 s after punctuation, 1.5 s without). About 0.7 s of speech plus 0.1 s: 800 ms.
 BARGE_IN_PAUSE_MS = 800.0
+# Vapi's defaults for how long a call may last and how long the caller may say nothing (docs/mock-vapi.md).
+MAX_DURATION_S = 600.0
+SILENCE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,7 @@ class Turn:
     expect: Expectation = field(default_factory=Expectation)
     skip_checks: frozenset[str] = frozenset()
     line: int | None = None
+    silence_s: float = 0.0  # after the reply, the caller says nothing this long (on the call's clock)
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,12 @@ class Scenario:
     tool_call_content: str = "null"  # "null" or "empty": the content of an assistant message with tool_calls
     stream: bool = True
     concurrency: int = 1
+    variables: dict[str, Any] = field(default_factory=dict)  # the call's assistantOverrides.variableValues
+    end_call_phrases: tuple[str, ...] = ()
+    max_duration_s: float = MAX_DURATION_S
+    silence_timeout_s: float = SILENCE_TIMEOUT_S
+    server: dict[str, Any] | None = None  # the assistant's server URL: status and conversation updates
+    server_messages: tuple[str, ...] | None = None  # which server messages it takes (None: Vapi's default)
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any], source: str, lines: dict[int, int] | None = None) -> Scenario:
@@ -149,6 +161,7 @@ class Scenario:
                     expect=Expectation.from_dict(turn.get("expect")),
                     skip_checks=frozenset(turn.get("skipChecks") or ()),
                     line=(lines or {}).get(index),
+                    silence_s=float(turn.get("silenceSeconds", 0)),
                 )
             )
         return cls(
@@ -167,4 +180,10 @@ class Scenario:
             tool_call_content=simulator.get("toolCallContent", "null"),
             stream=bool(simulator.get("stream", True)),
             concurrency=int(obj.get("concurrency", 1)),
+            variables=dict(obj.get("variables") or {}),
+            end_call_phrases=tuple(assistant.get("endCallPhrases") or ()),
+            max_duration_s=float(assistant.get("maxDurationSeconds", MAX_DURATION_S)),
+            silence_timeout_s=float(assistant.get("silenceTimeoutSeconds", SILENCE_TIMEOUT_S)),
+            server=dict(assistant["server"]) if isinstance(assistant.get("server"), dict) else None,
+            server_messages=None if assistant.get("serverMessages") is None else tuple(assistant["serverMessages"]),
         )

@@ -123,16 +123,25 @@ def test_a_simulated_call_with_a_tool_and_the_end_of_call_report(
     assert artifact["messages"][3]["result"] == "Rainy, 9 degrees."
     assert "AI: Thanks for waiting, I have the answer now. Rainy, 9 degrees." in artifact["transcript"]
     assert artifact["performanceMetrics"]["turnLatencies"][0]["ttft_ms"] > 0
-    tool_headers, tool_call = received[0]
-    assert tool_call["message"]["type"] == "tool-calls" and tool_headers["x-vapi-secret"] == "hook-secret"
+    tool_headers, tool_call = next((h, b) for h, b in received if b["message"]["type"] == "tool-calls")
+    assert tool_headers["x-vapi-secret"] == "hook-secret"
     assert tool_call["message"]["call"]["id"] == call["id"]
     for _ in range(200):  # the report follows the call's end
-        if len(received) == 2:
+        if received[-1][1]["message"]["type"] == "end-of-call-report":
             break
         time.sleep(0.025)
-    report_headers, report = received[1]
+    report_headers, report = received[-1]
     assert report["message"]["type"] == "end-of-call-report" and report_headers["x-vapi-secret"] == "hook-secret"
     assert report["message"]["endedReason"] == "assistant-ended-call"
+    assert report["message"]["analysis"] == {"summary": "", "successEvaluation": None}
+    assert report["message"]["assistant"]["id"] == assistant.id and "phoneNumber" not in report["message"]
+    kinds = [b["message"]["type"] for _, b in received]
+    assert kinds[0] == "status-update" and kinds[-2:] == ["status-update", "end-of-call-report"]
+    assert [b["message"]["status"] for _, b in received if b["message"]["type"] == "status-update"] == [
+        "in-progress",
+        "ended",
+    ]
+    assert kinds.count("conversation-update") == 2  # one per turn
     assert llm.app.state.fake.recorded[0].authorized is True
 
 

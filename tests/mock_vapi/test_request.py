@@ -344,8 +344,10 @@ def test_transfer_call_without_destinations_has_no_enum() -> None:
 
 
 def test_transfer_call_without_destination_numbers_has_no_empty_enum() -> None:
-    (tool,) = openai_tools([{"type": "transferCall", "destinations": [{"type": "sip", "sipUri": "sip:a@b"}]}])
+    (tool,) = openai_tools([{"type": "transferCall", "destinations": [{"type": "assistant"}]}])
     assert "enum" not in tool["function"]["parameters"]["properties"]["destination"]
+    (sip,) = openai_tools([{"type": "transferCall", "destinations": [{"type": "sip", "sipUri": "sip:a@b"}]}])
+    assert sip["function"]["parameters"]["properties"]["destination"]["enum"] == ["sip:a@b"]
 
 
 def test_tools_keep_their_order() -> None:
@@ -356,7 +358,7 @@ def test_tools_keep_their_order() -> None:
 @pytest.mark.parametrize(
     ("tools", "message"),
     [
-        ([{"type": "query"}], r"model\.tools\[0\]\.type: 'query' is not one of"),
+        ([{"type": "fax"}], r"model\.tools\[0\]\.type: 'fax' is not a Vapi tool type"),
         ([{"type": "endCall"}, {}], r"model\.tools\[1\]\.type: None"),
         ([{"type": "function", "function": {}}], r"model\.tools\[0\]\.function\.name: required"),
         ([{"type": "function"}], r"model\.tools\[0\]\.function\.name: required"),

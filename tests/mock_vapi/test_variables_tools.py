@@ -62,7 +62,8 @@ def test_transfer_destinations_become_an_enum() -> None:
 
 
 def test_an_unknown_type_is_named() -> None:
-    with pytest.raises(UnknownToolType, match=r"^model.tools\[2\].type: 'fax' is not a Vapi tool type \('function'"):
+    known = r"^model.tools\[2\].type: 'fax' is not a Vapi tool type. Known types: function, endCall"
+    with pytest.raises(UnknownToolType, match=known):
         openai_tool({"type": "fax"}, "model.tools[2]")
     with pytest.raises(UnknownToolType, match=r"function.name: required"):
         openai_tool({"type": "function", "function": {}}, "t")

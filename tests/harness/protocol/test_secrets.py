@@ -49,3 +49,10 @@ def test_as_a_logging_filter_it_redacts_the_formatted_message() -> None:
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "key %s sent", ("sk-live-1234567",), None)
     assert Redactor(["sk-live-1234567"]).filter(record)
     assert record.getMessage() == f"key {REDACTED} sent"
+
+
+def test_a_secret_learnt_later_is_hidden_from_then_on() -> None:
+    redactor = Redactor(["sk-live-1234567"])
+    redactor.add("token-abcdef")
+    redactor.add(None)
+    assert redactor.text("a token-abcdef and sk-live-1234567") == f"a {REDACTED} and {REDACTED}"

@@ -180,3 +180,16 @@ def test_the_latency_chart_and_table_count_the_same_samples(runs: dict[str, tupl
         barge_in = next(e for e in report["exchanges"] if e["probe"] == "barge_in")
         assert barge_in["metrics"]["first_sentence_ms"] is None  # a cut stream spoke no sentence
         assert barge_in["metrics"]["total_ms"] is None
+
+
+def test_a_run_without_content_draws_no_empty_distribution(runs: dict[str, tuple[dict[str, Any], str]]) -> None:
+    import warnings
+
+    from harness.reporting.html import render_html
+
+    report, _ = runs["healthy"]
+    latency = {"headers_ms": report["latency"]["headers_ms"]}  # as when no reply had content
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns when a legend has nothing to show
+        page = render_html({**report, "latency": latency})
+    assert "<h2>Latency</h2>" in page and "id='distributions'" not in page

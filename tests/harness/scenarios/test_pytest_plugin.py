@@ -228,7 +228,8 @@ def test_bad_values_are_named(vapi_turn):
     hi = [{"role": "user", "content": "Hi"}]
     with pytest.raises(ValueError, match=re.escape("vapi_turn(temperature=...): must be a number from 0 to 2")):
         vapi_turn(hi, temperature="hot")
-    with pytest.raises(ValueError, match=re.escape("vapi_turn(tools=...): tools[0].type: 'functon' is not one of")):
+    typo = "vapi_turn(tools=...): tools[0].type: 'functon' is not a Vapi tool type. Did you mean 'function'?"
+    with pytest.raises(ValueError, match=re.escape(typo)):
         vapi_turn(hi, tools=[{"type": "functon"}])
     with pytest.raises(TypeError, match=re.escape("vapi_turn: the messages or tools are not JSON")):
         vapi_turn([{"role": "user", "content": {1, 2}}])
