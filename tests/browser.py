@@ -8,9 +8,11 @@ it fails under CI (`CI=true`), where no test may be skipped."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -148,14 +150,27 @@ def load_page(browser: str, page: Path, expressions: dict[str, str]) -> PageLoad
     return load_url(browser, page.resolve().as_uri(), expressions)
 
 
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill Chromium and its helper processes (its own process group on POSIX), then reap it."""
+    if os.name == "posix":
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.kill()
+    process.wait(timeout=30)
+
+
 def load_url(
     browser: str, url: str, expressions: dict[str, str], steps: tuple[str, ...] = (), step_timeout_s: float = 20.0
 ) -> PageLoad:
     """Open `url` in a fresh headless Chromium, wait for each of `steps` in turn (JavaScript polled until truthy,
     at most `step_timeout_s` each: a step may click), then evaluate `expressions`."""
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    # Chromium's helper processes may still write to the profile as it is removed: the whole group is killed
+    # first, and a file written in that last instant does not fail the test.
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as profile:
         command = [browser, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=os.name == "posix"
+        )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
             for _ in range(300):  # bounded wait for the DevTools port
@@ -165,5 +180,4 @@ def load_url(
             port = int(port_file.read_text().splitlines()[0])
             return asyncio.run(_session(port, url, expressions, steps, step_timeout_s))
         finally:
-            process.kill()
-            process.wait(timeout=30)
+            _kill_group(process)
