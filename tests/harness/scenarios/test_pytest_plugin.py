@@ -249,7 +249,7 @@ def test_a_wrong_call_fails_at_the_line_of_the_call(tmp_path: Path, fake_llm: Ca
     report = _report(done.stdout, "test_a_string")
     assert '>       vapi_turn("Hello")' in report
     assert f"E       TypeError: vapi_turn(messages=...): {LIST_OF_MESSAGES}, got str 'Hello'" in report
-    assert report[-1] == "test_calls.py:18: TypeError"  # no frame of the plugin or the request builder
+    assert report[-1] == "test_calls.py:19: TypeError"  # no frame of the plugin or the request builder
 
 
 HANGING_TURN = """\
