@@ -13,6 +13,7 @@ import pytest
 from harness.cli import main
 from harness.fake_llm import FakeLLMConfig, create_app
 from harness.servers import ServerThread
+from tests.token_server import TokenServer, token_app
 
 
 @pytest.fixture
@@ -28,6 +29,17 @@ def serve() -> Iterator[Callable[[Any], ServerThread]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def tokens(serve: Callable[[Any], ServerThread]) -> Callable[..., tuple[TokenServer, str]]:
+    """Start an OAuth2 token server of our own: `server, url = tokens(expires_in=60)`."""
+
+    def start(**settings: Any) -> tuple[TokenServer, str]:
+        server = TokenServer(**settings)
+        return server, f"{serve(token_app(server)).url}/oauth/token"
+
+    return start
 
 
 @pytest.fixture

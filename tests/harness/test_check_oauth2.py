@@ -21,22 +21,13 @@ from harness.suite import Target, default_probes
 from mock_vapi import CustomLLMModel
 from mock_vapi.oauth2 import OAuth2Plan, TokenError, TokenSource
 from tests.harness.gate import Gate
-from tests.token_server import TokenServer, token_app
+from tests.token_server import TokenServer
 
 pytestmark = pytest.mark.slow
 
 FAST = ("--timeout-s", "2", "--deadline-s", "4", "--close-grace-s", "0.5", "--barge-in-pause-ms", "0")
 SECRET = TokenServer().client_secret
 WRONG, MISSING = "Bearer wrong-key-0000", None  # what the wrong-key and missing-key probes send
-
-
-@pytest.fixture
-def tokens(serve: Callable[[Any], ServerThread]) -> Callable[..., tuple[TokenServer, str]]:
-    def start(**settings: Any) -> tuple[TokenServer, str]:
-        server = TokenServer(**settings)
-        return server, f"{serve(token_app(server)).url}/oauth/token"
-
-    return start
 
 
 def granted(server: TokenServer) -> Callable[[], set[str]]:

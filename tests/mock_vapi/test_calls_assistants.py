@@ -25,7 +25,7 @@ from harness.servers import ServerThread
 from mock_vapi.api.app import create_app
 from mock_vapi.api.llm import RetryPolicy
 from mock_vapi.api.store import Store
-from tests.token_server import TokenServer, token_app
+from tests.token_server import TokenServer
 
 pytestmark = pytest.mark.slow
 KEY = "vapi-private-key-15c"
@@ -240,15 +240,6 @@ def test_a_knowledge_base_and_the_transcriber_extras_in_a_simulated_call(
     user = body["messages"][2]
     assert user["content"] == "When do you open?" and len(user["metadata"]["wordLevelConfidence"]) == 4
     assert hook.types() == ["knowledge-base-request"]
-
-
-@pytest.fixture
-def tokens(serve: Callable[[Any], ServerThread]) -> Callable[..., tuple[TokenServer, str]]:
-    def start(**settings: Any) -> tuple[TokenServer, str]:
-        server = TokenServer(**settings)
-        return server, f"{serve(token_app(server)).url}/oauth/token"
-
-    return start
 
 
 @pytest.mark.parametrize("status", [200, 503])

@@ -25,7 +25,7 @@ from harness.servers import ServerThread
 from mock_vapi.api.app import create_app
 from mock_vapi.api.llm import RetryPolicy, TokenSources
 from mock_vapi.api.store import Store
-from tests.token_server import TokenServer, token_app
+from tests.token_server import TokenServer
 
 pytestmark = pytest.mark.slow
 KEY = "vapi-private-key-15"
@@ -328,15 +328,6 @@ def test_a_stored_assistant_with_an_unsendable_tool_is_a_400_not_a_500(
 
 
 # --- OAuth2 ---
-
-
-@pytest.fixture
-def tokens(serve: Callable[[Any], ServerThread]) -> Callable[..., tuple[TokenServer, str]]:
-    def start(**settings: Any) -> tuple[TokenServer, str]:
-        server = TokenServer(**settings)
-        return server, f"{serve(token_app(server)).url}/oauth/token"
-
-    return start
 
 
 def oauth2_credential(server: TokenServer, url: str, **extra: Any) -> dict[str, Any]:

@@ -9,19 +9,9 @@ from typing import Any
 
 import pytest
 
-from harness.servers import ServerThread
 from mock_vapi.oauth2 import OAuth2Plan, TokenError, TokenSource
 from mock_vapi.reader import new_session
-from tests.token_server import TokenServer, token_app
-
-
-@pytest.fixture
-def tokens(serve: Callable[[Any], ServerThread]) -> Callable[..., tuple[TokenServer, str]]:
-    def start(**settings: Any) -> tuple[TokenServer, str]:
-        server = TokenServer(**settings)
-        return server, f"{serve(token_app(server)).url}/oauth/token"
-
-    return start
+from tests.token_server import TokenServer
 
 
 class _Clock:
