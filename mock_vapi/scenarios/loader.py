@@ -38,7 +38,8 @@ def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     context, opened = getattr(exc, "context", None), getattr(exc, "context_mark", None)
     if opened is not None and context and ("quoted scalar" in context or "flow" in context):
-        return f"{path}:{opened.line + 1}: not valid YAML: {context} that opens here is never closed ({problem})"
+        what = context.removeprefix("while scanning ").removeprefix("while parsing ")
+        return f"{path}:{opened.line + 1}: not valid YAML: {what} opens here and is never closed ({problem})"
     where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
     return f"{where}: not valid YAML: {problem}"
 

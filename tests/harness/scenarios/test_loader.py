@@ -78,7 +78,7 @@ def test_a_valid_file_reads_into_the_model(tmp_path: Path) -> None:
          "s.yaml:15: turns[0].expect.content.regex: not a valid regex"),
         ("turns:", "turns: [", "s.yaml:12: not valid YAML"),
         ("  - user: Book me in.", '  - user: "Book me in.',
-         "s.yaml:12: not valid YAML: while scanning a quoted scalar that opens here is never closed"),
+         "s.yaml:12: not valid YAML: a quoted scalar opens here and is never closed"),
     ],
 )  # fmt: skip
 def test_mistakes_name_file_line_and_path(tmp_path: Path, old: str, new: str, expected: str) -> None:
