@@ -39,7 +39,15 @@ if TYPE_CHECKING:
     from mock_vapi.exchange import Exchange
     from mock_vapi.reader import ReadLimits
 
-__all__ = ["ScenarioFailed", "ScenarioFailureRepr", "ScenarioFile", "ScenarioItem", "VapiTurn"]
+__all__ = [
+    "ScenarioFailed",
+    "ScenarioFailureRepr",
+    "ScenarioFile",
+    "ScenarioItem",
+    "VapiExplore",
+    "VapiTurn",
+    "describe_exploration",
+]
 
 _SCENARIO_KEYS = re.compile(r"^turns\s*:", re.MULTILINE)
 _NAME_KEY = re.compile(r"^name\s*:", re.MULTILINE)
@@ -535,3 +543,153 @@ def vapi_turn(request: pytest.FixtureRequest) -> VapiTurn:
     `result.exchange.text`, `result.failed` (failed checks), `result.metrics["ttft_ms"]`. Arguments: `VapiTurn`.
     """
     return VapiTurn(request.config)
+
+
+_EXPLORE_DB = Path(".vapi-harness") / "explore-db"  # under pytest's rootdir, as Hypothesis keeps `.hypothesis`
+
+
+class VapiExplore:
+    """The `vapi_explore` fixture: explore the endpoint under test with generated Vapi conversations, as
+    `vapi-harness explore` does, inside a test of your own suite.
+
+    `vapi_explore(*, max_examples=50, seed=0, max_run_s=120, concurrency=1, strict=False)`:
+
+    Args:
+        max_examples: conversations to send; no round of generation starts past it (shrinking may send more).
+        seed: the generator's seed; the same seed draws the same conversations.
+        max_run_s: a bound on the whole exploration; past it the test fails as cut short.
+        concurrency: requests in flight at once.
+        strict: warnings fail too.
+
+    Returns the `ExploreResult` when nothing failed. Otherwise the test fails with each distinct failure's
+    smallest request (`-vv` shows its whole body, secrets redacted) and the path of its reproducer, a line
+    `vapi-harness check --replay` sends again. Earlier failures are kept in `.vapi-harness/explore-db` under
+    the rootdir and tried first on the next run.
+    """
+
+    def __init__(self, config: pytest.Config, out_dir: Path) -> None:
+        self.config = config
+        self.out_dir = out_dir
+
+    def __call__(
+        self,
+        *,
+        max_examples: int = 50,
+        seed: int = 0,
+        max_run_s: float = 120.0,
+        concurrency: int = 1,
+        strict: bool = False,
+    ) -> Any:
+        """Explore and judge (see the class)."""
+        __tracebackhide__ = True
+        from datetime import UTC, datetime
+
+        from harness.explore.reproducer import write_reproducers
+        from harness.explore.results import ExploreInfo
+        from harness.explore.runner import Explorer, ExploreSettings
+        from harness.reporting import Redactor
+
+        for name, value, least in (
+            ("max_examples", max_examples, 1),
+            ("concurrency", concurrency, 1),
+            ("seed", seed, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"vapi_explore({name}=...): expected a whole number >= {least}, got {_kind(value)}")
+        if isinstance(max_run_s, bool) or not isinstance(max_run_s, int | float) or not max_run_s > 0:
+            raise ValueError(f"vapi_explore(max_run_s=...): expected a number of seconds > 0, got {_kind(max_run_s)}")
+        if _loop_running():
+            raise RuntimeError("vapi_explore: called inside a running event loop; call it from a plain `def` test")
+        config = self.config
+        api_key = config.getoption("--vapi-api-key")
+        redactor = Redactor([api_key])
+        settings = ExploreSettings(
+            max_examples=max_examples,
+            max_run_s=max_run_s,
+            concurrency=concurrency,
+            strict=strict,
+            run=_settings(config),
+            database=config.rootpath / _EXPLORE_DB,
+        )
+        url = _endpoint(config)
+        info = ExploreInfo(
+            run_id=self.out_dir.name,
+            url=url,
+            builtin=not config.getoption("--vapi-url", default=None),
+            authenticated=bool(api_key),
+            started_at=datetime.now(UTC),
+            seed=seed,
+            max_examples=max_examples,
+            max_run_s=max_run_s,
+            concurrency=concurrency,
+            strict=strict,
+            database=str(settings.database),
+        )
+        explorer = Explorer(
+            info,
+            settings,
+            lambda event: None,
+            api_key=api_key,
+            finish=lambda found: write_reproducers(found, self.out_dir / "reproducers", redactor),
+        )
+        found = explorer.explore()
+        if found.failures or found.interrupted or found.stopped_early:
+            full = int(config.getoption("verbose")) >= 2
+            pytest.fail(describe_exploration(found, redactor, full=full), pytrace=False)
+        return found
+
+
+def describe_exploration(found: Any, redactor: Redactor, *, full: bool = False) -> str:
+    """A failed exploration as a test failure: a first line for the short summary, then per failure its check,
+    what broke, the smallest request and its reproducer; `full` (pytest -vv) adds each request's whole body."""
+    failures = found.failures_first
+    cut = found.interrupted or found.stopped_early
+    head = (
+        f"vapi_explore: {len(failures)} distinct failure(s) in {found.examples} examples (seed {found.info.seed})"
+        if failures
+        else f"vapi_explore: the exploration was cut short: {redactor.text(cut or '')}"
+    )
+    lines = [head]
+    for failure in failures:
+        request = failure.result.exchange.request
+        facts = failure.summary
+        last = facts.get("lastUserMessage")
+        heard = "no user message" if last is None else f"the last user message: {_quote(redactor.text(last), 80)}"
+        detail = failure.finding.detail.strip().splitlines()
+        lines += [
+            f"✗ {failure.key.check}: {_cut(' '.join(redactor.text(failure.finding.title).split()), _REASON_CHARS)}",
+            *([f"  {_cut(redactor.text(detail[0]), _QUOTE_CHARS)}"] if detail else []),
+            f"  smallest request (after {failure.shrink_steps} shrink steps, {failure.examples} examples failed "
+            f"this way): {request.method} {redactor.text(request.url)}, {facts.get('messages')} messages, "
+            f"{'stream' if request.stream else 'stream: false'}, {len(request.body)} bytes; {heard}",
+        ]
+        if failure.reproducer is not None:
+            lines.append(f"  reproducer: {failure.reproducer} (vapi-harness check --url URL --replay it)")
+        if full:
+            body = dict(request.json_body) if request.json_body is not None else request.body.decode("utf-8", "replace")
+            shown = json.dumps(redactor.deep(body), indent=2, ensure_ascii=False)
+            lines += ["  body:", textwrap.indent(shown, "    ")]
+    if failures and not full:
+        lines.append("(pytest -vv shows each request's whole body)")
+    if failures and cut:
+        lines.append(f"the exploration was cut short: {redactor.text(cut)}")
+    return "\n".join(row for line in "\n".join(lines).splitlines() for row in _wrapped(line))
+
+
+def _wrapped(line: str) -> list[str]:
+    """A line of a failure message in rows of at most `_WIDTH` columns, continued one indent deeper."""
+    if len(line) <= _WIDTH:
+        return [line]
+    pad = " " * min(len(line) - len(line.lstrip()), 40)
+    return textwrap.wrap(
+        line.lstrip(), _WIDTH, initial_indent=pad, subsequent_indent=pad + "  ", break_on_hyphens=False
+    )
+
+
+@pytest.fixture
+def vapi_explore(request: pytest.FixtureRequest, tmp_path: Path) -> VapiExplore:
+    """Explore the endpoint with generated Vapi conversations: `vapi_explore(max_examples=50, seed=0)`.
+
+    The test fails with each distinct failure's smallest request and its reproducer. Arguments: `VapiExplore`.
+    """
+    return VapiExplore(request.config, tmp_path)

@@ -52,13 +52,15 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class ExchangeResult:
-    """One probe's exchange, judged and measured."""
+    """One probe's exchange, judged and measured; `sent` is False for a probe reported without being sent (the
+    endpoint hung before its turn: its findings say so, none passed)."""
 
     probe: Probe
     repeat: int
     exchange: Exchange
     findings: list[Finding]
     metrics: dict[str, float | None]
+    sent: bool = True
 
     @property
     def failed(self) -> list[Finding]:
@@ -156,10 +158,10 @@ class RunResult:
         return out
 
     def counts(self) -> dict[str, int]:
-        """Failed checks by severity, and exchanges."""
+        """Failed checks by severity, and exchanges (the requests sent)."""
         checks = self.checks()
         return {
-            "exchanges": len(self.results),
+            "exchanges": sum(r.sent for r in self.results),
             "checks_passed": sum(s.status is Status.PASSED for s in checks),
             "checks_not_judged": sum(s.status is Status.NOT_JUDGED for s in checks),
             "errors": sum(s.worst is Severity.ERROR for s in checks),
@@ -188,7 +190,7 @@ class RunStarted:
 
 @dataclass(frozen=True)
 class ProbeStarted:
-    """A probe is about to be sent."""
+    """A probe was sent (the runner yields it in the probes' order, when the probes before it have finished)."""
 
     probe: Probe
     repeat: int

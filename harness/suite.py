@@ -76,6 +76,10 @@ class Probe:
     # The request carries the run's credential: with OAuth2 the runner puts the current token in it when it
     # sends it. False for the probes that send a wrong key or none on purpose.
     credentials: bool = True
+    # The call this request is a turn of. A call's turns are sent one after another, in order; the requests of
+    # different calls may be in flight together, as Vapi's calls overlap. Probes that name no call (a replayed
+    # recording) share one: they are sent in order, one at a time.
+    call: str = ""
 
 
 def _history(user: str) -> tuple[dict[str, object], ...]:
@@ -109,6 +113,7 @@ class _Row:
     or set (a value) and remove (None) headers. A probe of a mode the target is not configured with is optional.
     `after_barge_in_pause` waits the barge-in pause first (`{pause_ms:g}` in the description is that pause).
     A `transcriber_extras` row is sent only when the target enables an extra; its user messages carry them.
+    `call` names the call the row is a turn of, when it follows another row's turn (None: a call of its own).
     """
 
     name: str
@@ -126,7 +131,13 @@ class _Row:
     headers: Mapping[str, str | None] = field(default_factory=dict)
     needs_api_key: bool = False
     transcriber_extras: bool = False
+    call: str | None = None
 
+
+# The turns that follow one another in one call: the tool turn and the turn after its result; the barge-in, the
+# turn sent again after it, and one more turn.
+_TOOL_CALL = "tool_call"
+_BARGE_IN_CALL = "barge_in"
 
 _DEFAULT_SUITE: tuple[_Row, ...] = (
     _Row("stream_basic", "A streamed plain answer", _ASK),
@@ -136,6 +147,7 @@ _DEFAULT_SUITE: tuple[_Row, ...] = (
         "A get_weather tool is offered and the caller asks for the weather (a tool call must assemble)",
         _WEATHER,
         offers=(WEATHER_TOOL,),
+        call=_TOOL_CALL,
     ),
     _Row(
         "non_stream_tool_call",
@@ -149,6 +161,7 @@ _DEFAULT_SUITE: tuple[_Row, ...] = (
         "The turn after a tool result (assistant tool_calls and tool messages in history)",
         _AFTER_TOOL,
         offers=(WEATHER_TOOL,),
+        call=_TOOL_CALL,
     ),
     *(
         _Row(
@@ -201,17 +214,20 @@ _DEFAULT_SUITE: tuple[_Row, ...] = (
         _history("What time do you open tomorrow? And on Saturday?"),
         Expect.BARGE_IN,
         abort=Abort.AT_FIRST_DELTA,
+        call=_BARGE_IN_CALL,
     ),
     _Row(
         "after_barge_in",
         "The turn re-sent {pause_ms:g} ms after the barge-in (the caller finished speaking) must succeed",
         _history("What time do you open tomorrow, and on Saturday?"),
         after_barge_in_pause=True,
+        call=_BARGE_IN_CALL,
     ),
     _Row(
         "turn_after_barge_in",
         "One more ordinary turn: the server is still healthy after the interruption",
         _history("Thanks. Do you take walk-ins?"),
+        call=_BARGE_IN_CALL,
     ),
 )
 
@@ -278,4 +294,5 @@ def _probe(row: _Row, target: Target, context: CallContext, pause_ms: float, pro
         pause_before_s=pause_ms / 1000 if row.after_barge_in_pause else 0.0,
         optional=row.optional or unconfigured,
         credentials="authorization" not in {name.lower() for name in row.headers},
+        call=row.call or row.name,
     )

@@ -32,9 +32,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     plugins = sorted(entry_points(group="vapi_harness.commands"), key=lambda e: e.name)
     if only is None:
-        from harness.cli import check, fake_llm, load, mock_vapi, report
+        from harness.cli import check, compare, explore, fake_llm, load, mock_vapi, report
 
         check.add_parser(subparsers)
+        compare.add_parser(subparsers)
+        explore.add_parser(subparsers)
         fake_llm.add_parser(subparsers)
         load.add_parser(subparsers)
         mock_vapi.add_parser(subparsers)

@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 
 from harness.checks import REGISTRY, Thresholds
+from harness.cli.compare import GATE_OPTIONS, gate_summary, print_comparison, thresholds_of
 from harness.cli.options import (
     Option,
     Subparsers,
@@ -29,6 +30,7 @@ from harness.cli.options import (
     positive_int,
     resolve,
 )
+from harness.compare import ComparisonSection, RunKind, load_run, require_kind
 from harness.endpoint import builtin_endpoint, validate_url
 from harness.judging import RunSettings
 from harness.protocol import is_http_url
@@ -39,9 +41,11 @@ from harness.reporting import (
     JUnitReport,
     MarkdownReport,
     Redactor,
+    ReportSection,
     RunWriter,
     TerminalReport,
     is_secret_header,
+    run_document,
 )
 from harness.results import RunEvent, RunInfo
 from harness.runner import Runner, TokenAuth
@@ -197,6 +201,14 @@ OPTIONS = [
         repeatable=True,
         metavar="PATH_OR_NAME",
     ),
+    Option(
+        "--baseline",
+        "Compare the finished run with this earlier report (e.g. main's report.json): exit 1 on a latency "
+        "regression beyond noise or a newly failing check or scenario; the reports carry the comparison",
+        type=Path,
+        metavar="PATH",
+    ),
+    *GATE_OPTIONS,
     Option("--json", "Also write the JSON report here", type=Path, metavar="PATH"),
     Option("--junit", "Also write the JUnit XML report here", type=Path, metavar="PATH"),
     Option("--markdown", "Also write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)", type=Path, metavar="PATH"),
@@ -388,6 +400,8 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
         raise ConfigError("--suite and --replay cannot be combined: each replaces the default probes")
     scenarios = _with_variables(load_suites(config.suite), dict(config.variable)) if config.suite else []
     _check_writable(out_dir, config.json, config.junit, config.markdown, config.html)
+    section = _comparison(config)
+    sections: list[ReportSection] = [section] if section is not None else []
     writers: list[RunWriter] = [
         TerminalReport(
             _stdout_console(),
@@ -395,17 +409,17 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
             redactor,
             verbose=config.verbose,
         ),
-        JsonReport(out_dir / "report.json", redactor),
+        JsonReport(out_dir / "report.json", redactor, sections),
         JUnitReport(out_dir / "junit.xml", redactor),
     ]
     if config.json:
-        writers.append(JsonReport(config.json, redactor))
+        writers.append(JsonReport(config.json, redactor, sections))
     if config.junit:
         writers.append(JUnitReport(config.junit, redactor))
     if config.markdown:
-        writers.append(MarkdownReport(config.markdown, redactor))
+        writers.append(MarkdownReport(config.markdown, redactor, sections))
     if config.html:
-        writers.append(HtmlReport(config.html, redactor))
+        writers.append(HtmlReport(config.html, redactor, sections))
     settings = RunSettings(
         repeat=config.repeat,
         limits=ReadLimits(deadline_s=deadline_s, close_grace_s=config.close_grace_s),
@@ -442,7 +456,24 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
         except TokenError as exc:  # the first token, before anything was sent: the plan is the user's to fix
             raise ConfigError(f"--oauth2-token-url: {exc}") from None
     sys.stderr.write(f"Reports: {out_dir}\n")
+    if section is not None:
+        comparison = section.of(run_document(runner.run, redactor))
+        print_comparison(comparison)
+        for line in gate_summary(comparison):
+            sys.stderr.write(line + "\n")
+        passed = passed and not comparison.regressed
     return 0 if passed else 1
+
+
+def _comparison(config: _Config) -> ComparisonSection | None:
+    """The baseline to gate the run on, read (and its kind checked) before anything is sent."""
+    if config.baseline is None:
+        if config.max_increase:
+            raise ConfigError("--max-increase needs --baseline: it says how the run is compared with one")
+        return None
+    baseline = load_run(config.baseline)
+    require_kind(baseline, RunKind.SUITE if config.suite else RunKind.CHECK, "this run")
+    return ComparisonSection(baseline, thresholds_of(config.values), config.confidence)
 
 
 async def _drive(runner: Runner, writers: Sequence[RunWriter], max_run_s: float) -> bool:

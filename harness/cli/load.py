@@ -28,7 +28,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from harness.cli.compare import GATE_OPTIONS, gate_summary, print_comparison, thresholds_of, write_outputs
 from harness.cli.options import Option, Subparsers, add_options, port, positive_float, positive_int, resolve
+from harness.compare import RunKind, RunView, compare_runs, load_run, require_kind
 from harness.endpoint import builtin_endpoint, validate_url
 from harness.load.profiles import DEFAULT_RUN_TIME_S, PROFILES, stages
 from harness.load.slo import DEFAULT_SLOS, Slo, SloResult, evaluate, parse_slo
@@ -96,6 +98,15 @@ OPTIONS = [
         repeatable=True,
         metavar="NAME=VALUE",
     ),
+    Option(
+        "--baseline",
+        "Compare the finished run with an earlier load_vapi.json: exit 1 on a latency regression beyond noise or a "
+        "newly broken SLO or failure class; the comparison is added to load_vapi.json and written beside it "
+        "(comparison.md, comparison.html)",
+        type=Path,
+        metavar="PATH",
+    ),
+    *GATE_OPTIONS,
     Option("--report-dir", "Reports go to DIR/<run-id>/", default=Path("reports"), type=Path, metavar="DIR"),
     Option(
         "--html",
@@ -330,12 +341,43 @@ def _check(values: dict[str, Any]) -> None:
         load_file(values["scenario"])  # a bad file is named here, before Locust starts
     if values["html"] is not None and values["html"].is_dir():
         raise ConfigError(f"--html: {values['html']} is a directory; give a file name")
+    if values["max_increase"] and values["baseline"] is None:
+        raise ConfigError("--max-increase needs --baseline: it says how the run is compared with one")
+
+
+def _baseline(values: dict[str, Any]) -> RunView | None:
+    """The baseline a headless run is gated on, read before Locust starts."""
+    if values["baseline"] is None:
+        return None
+    for flag in ("web", "worker"):
+        if values[flag]:
+            raise ConfigError(f"--baseline gates a headless run's result; --{flag} cannot be combined with it")
+    baseline = load_run(values["baseline"])
+    require_kind(baseline, RunKind.LOAD, "this run")
+    return baseline
+
+
+def _gate(out_dir: Path, baseline: RunView, values: dict[str, Any]) -> bool:
+    """Compare the run with the baseline: print it, add it to load_vapi.json, write it beside; True if regressed."""
+    path = out_dir / "load_vapi.json"
+    comparison = compare_runs(baseline, load_run(path), thresholds_of(values), values["confidence"])
+    print_comparison(comparison)
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    summary["comparison"] = comparison.document()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    write_outputs(comparison, markdown=out_dir / "comparison.md", html=out_dir / "comparison.html")
+    for line in gate_summary(comparison):
+        sys.stderr.write(line + "\n")
+    return comparison.regressed
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the profile; 0 when every SLO held, 1 when one broke, 130/143 when SIGINT/SIGTERM cut it."""
     values = resolve(args, OPTIONS, ENV_PREFIX)
     _check(values)
+    baseline = _baseline(values)
     slos: list[Slo] = values["slo"] or [parse_slo(text) for text in DEFAULT_SLOS]
     slo_lines = [f"{s.name}={s.limit:g}" for s in slos]
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
@@ -359,4 +401,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"vapi-harness load: {values['profile']} against {url}{where}, reports in {out_dir}\n")
         locust = _Locust(_locust_command(values, url, prefix, out_dir), env)
         code = locust.wait(None if values["web"] else _run_time_s(values) + _EXIT_GRACE_S)
-    return _report(out_dir, values["web"], slos, locust, code)
+    result = _report(out_dir, values["web"], slos, locust, code)
+    if baseline is not None and result in (0, 1) and (out_dir / "load_vapi.json").exists():
+        regressed = _gate(out_dir, baseline, values)
+        return 1 if regressed else result
+    return result

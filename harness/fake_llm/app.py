@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from harness.fake_llm.script import FakeLLMConfig, Fault, Frame, plan_completion, plan_reply
+from harness.fake_llm.script import FakeLLMConfig, Fault, Frame, plan_completion, plan_reply, set_off
 from harness.protocol import CHAT_PARAMS, BodyError, Redactor, error_envelope, parse_json_body
 
 __all__ = ["RecordedRequest", "create_app", "sleep_precisely"]
@@ -97,7 +97,7 @@ async def _completions(request: Request) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         record.outcome = "rejected"
         return _error(state, 400, "'messages' is a required property")
-    if Fault.STATUS_500 in config.faults or state.crashed:
+    if Fault.STATUS_500 in config.faults or state.crashed or Fault.ASTRAL_500 in set_off(config.faults, body):
         record.outcome = "rejected"
         return _error(state, 500, "The server had an error while processing your request.", "server_error")
     if Fault.REJECT_EXTRA_FIELDS in config.faults:

@@ -8,15 +8,26 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Self
 
+from harness.fake_llm.triggers import (
+    has_astral_text,
+    has_deep_metadata,
+    has_long_tool_result,
+    has_parallel_tool_calls,
+    is_long_history,
+    is_web_call,
+)
 from harness.protocol import chunk, completion, encode_comment, encode_event
 from mock_vapi.errors import did_you_mean
 
-__all__ = ["DEFAULT_REPLY", "FakeLLMConfig", "Fault", "Frame", "Quirk", "plan_completion", "plan_reply"]
+__all__ = [
+    "DEFAULT_REPLY", "INPUT_FAULTS", "FakeLLMConfig", "Fault", "Frame", "Quirk", "plan_completion", "plan_reply",
+    "set_off",
+]  # fmt: skip
 
 DEFAULT_REPLY = (
     "Sure! Our office opens at nine in the morning tomorrow, and we close at five in the afternoon. "
@@ -102,6 +113,45 @@ class Fault(_Named):
     AUTH_400 = "auth-400", "refuse a wrong or missing API key with HTTP 400 instead of 401"
     OVERSIZE_EVENT = "oversize-event", "send one chunk larger than 1 MiB"
     CREATED_STRING = "created-string", "send `created` as a string"
+    # Input faults: each breaks only a request of one class (harness.fake_llm.triggers) and answers any other
+    # normally, so the default suite passes and only `explore` finds them.
+    ASTRAL_500 = "astral-500", "answer HTTP 500 when a message holds a character beyond the BMP (an emoji)"
+    LONG_HISTORY_NO_CHOICES = (
+        "long-history-no-choices",
+        "send a chunk without `choices` when the history holds more than 40 messages",
+    )
+    WEB_CALL_INVALID_JSON = (
+        "web-call-invalid-json",
+        "send a data payload that is not JSON on a web call (Vapi's extras without a customer)",
+    )
+    DEEP_METADATA_DROP = (
+        "deep-metadata-drop",
+        "break the stream when the metadata nests 3 levels deep or has a key that is not ASCII",
+    )
+    PARALLEL_TOOLS_ERROR_CHUNK = (
+        "parallel-tools-error-chunk",
+        "send a chunk with a top-level `error` when the history holds 2 or more parallel tool calls",
+    )
+    LONG_TOOL_RESULT_UNTERMINATED = (
+        "long-tool-result-unterminated",
+        "end the stream inside an event when a tool message is longer than 2,000 characters",
+    )
+
+
+# Each input fault and the class of request that sets it off.
+INPUT_FAULTS: dict[Fault, Callable[[Mapping[str, Any]], bool]] = {
+    Fault.ASTRAL_500: has_astral_text,
+    Fault.LONG_HISTORY_NO_CHOICES: is_long_history,
+    Fault.WEB_CALL_INVALID_JSON: is_web_call,
+    Fault.DEEP_METADATA_DROP: has_deep_metadata,
+    Fault.PARALLEL_TOOLS_ERROR_CHUNK: has_parallel_tool_calls,
+    Fault.LONG_TOOL_RESULT_UNTERMINATED: has_long_tool_result,
+}
+
+
+def set_off(faults: frozenset[Fault], body: Mapping[str, Any]) -> frozenset[Fault]:
+    """The input faults among `faults` that `body` sets off (its class is theirs)."""
+    return frozenset(fault for fault, applies in INPUT_FAULTS.items() if fault in faults and applies(body))
 
 
 class Quirk(_Named):
@@ -282,8 +332,17 @@ def plan_reply(config: FakeLLMConfig, body: Mapping[str, Any], completion_id: st
 
     first = {"content": ""} if Fault.NO_ROLE in faults else {"role": "assistant", "content": ""}
     stream.emit(make(first), ttft_s)
-    if Fault.NO_CHOICES in faults:
+    inputs = set_off(faults, body)
+    if Fault.NO_CHOICES in faults or Fault.LONG_HISTORY_NO_CHOICES in inputs:
         stream.emit({"id": completion_id, "object": "chat.completion.chunk", "function_call": {"name": "x"}}, gap_s)
+    if Fault.WEB_CALL_INVALID_JSON in inputs:
+        stream.frames.append(Frame(gap_s, b'data: {"choices": [{"delta": {"content": "web"\n\n'))
+    if Fault.PARALLEL_TOOLS_ERROR_CHUNK in inputs:
+        stream.emit({"error": {"message": "too many tool calls", "type": "server_error"}}, gap_s)
+    if Fault.DEEP_METADATA_DROP in inputs:
+        stream.emit(make({"content": "Let me"}), gap_s)
+        stream.frames.append(Frame(gap_s, fail=True))
+        return stream.frames
     planned = tool_call(config, body)
     finish = "stop"
     if Fault.NO_CONTENT in faults:
@@ -337,7 +396,7 @@ def plan_reply(config: FakeLLMConfig, body: Mapping[str, Any], completion_id: st
     if wants_usage or Quirk.USAGE_CHUNK in config.quirks:
         usage = {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
         stream.emit({**make({}), "choices": [], "usage": usage}, 0)
-    if Fault.UNTERMINATED_EVENT in faults:
+    if Fault.UNTERMINATED_EVENT in faults or Fault.LONG_TOOL_RESULT_UNTERMINATED in inputs:
         last = make({"content": " Goodbye."})
         stream.frames.append(Frame(gap_s, b"data: " + json.dumps(last).encode()))
         return stream.frames

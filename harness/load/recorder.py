@@ -248,6 +248,8 @@ class TestRecorder:
         self._written = self._counts()
         summary = self.summary()
         samples = {name: values.tolist() for name, values in self.stats.samples.items()}
+        # The raw samples, sorted, in the summary itself: `vapi-harness compare` and `load --baseline` read them.
+        summary["samples"] = {name: sorted(round(v, 3) for v in values) for name, values in samples.items()}
         self._guarded("the summary", lambda: self._write_files(prefix, summary, samples))
         if self.html is not None:
             path = html_path_of_test(self.html, summary["test"], self.per_test)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from harness.results import RunEvent
 
-__all__ = ["RunWriter"]
+__all__ = ["ReportSection", "RunWriter"]
 
 
 class RunWriter(Protocol):
@@ -17,3 +17,20 @@ class RunWriter(Protocol):
 
     def close(self) -> None:
         """Release what the writer holds; called once after the last event, also when the run was cut short."""
+
+
+class ReportSection(Protocol):
+    """A part a command adds to a finished run's reports, worked out from the run's document (`check --baseline`:
+    the comparison with the baseline). The file writers put it in: a block of the JSON document under `key`, a
+    part of the Markdown summary, a section of the HTML page."""
+
+    key: str
+
+    def block(self, document: dict[str, Any]) -> dict[str, Any]:
+        """The JSON block for the run's document."""
+
+    def markdown(self, document: dict[str, Any]) -> str:
+        """Markdown to append to the run's summary."""
+
+    def html(self, document: dict[str, Any]) -> str:
+        """An HTML section for the run's page."""

@@ -19,7 +19,7 @@ from mock_vapi.exchange import Exchange
 
 __all__ = ["SCHEMA_VERSION", "TIMELINE_LIMIT", "report_schema", "run_document", "validate_document"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: the optional `comparison` block (check --baseline); reports of 2 still validate
 TIMELINE_LIMIT = 2000
 _BODY_LIMIT = 4000
 _CONTENT_LIMIT = 200

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from harness.protocol import Redactor
+from harness.reporting.base import ReportSection
 from harness.results import RunEvent, RunFinished, RunResult
 
 __all__ = ["FileReport"]
@@ -16,9 +18,10 @@ class FileReport:
 
     append: ClassVar[bool] = False  # True: added to the file's end (GitHub's step summary); False: replaced whole
 
-    def __init__(self, path: Path, redactor: Redactor) -> None:
+    def __init__(self, path: Path, redactor: Redactor, sections: Sequence[ReportSection] = ()) -> None:
         self.path = path
         self.redactor = redactor
+        self.sections = tuple(sections)  # what the command adds (a comparison), for the writers that carry it
 
     def render(self, run: RunResult) -> str | bytes:
         """The file's content for this run."""

@@ -17,7 +17,16 @@ from harness.reporting.document import run_document
 from harness.reporting.file_report import FileReport
 from harness.results import RunResult
 
-__all__ = ["BURST_SPAN_MS", "MAX_TIMELINES", "HtmlReport", "render_html", "render_load_html", "stalls_and_bursts"]
+__all__ = [
+    "BURST_SPAN_MS",
+    "MAX_TIMELINES",
+    "HtmlReport",
+    "Plots",
+    "html_page",
+    "render_html",
+    "render_load_html",
+    "stalls_and_bursts",
+]
 
 MAX_TIMELINES = 150  # requests drawn; a load run's others are summarised, keeping the file small
 BURST_SPAN_MS = 5.0  # content events this close together arrived as one burst (a buffering server)
@@ -381,13 +390,15 @@ def _requests(document: dict[str, Any], plots: _Plots, stall_ms: float) -> str:
     return "\n".join(parts)
 
 
-def render_html(document: dict[str, Any]) -> str:
-    """The whole page, from a report document (as `report.json` holds it)."""
+def render_html(document: dict[str, Any], extra: Sequence[str] = ()) -> str:
+    """The whole page, from a report document (as `report.json` holds it); `extra` sections go after the
+    summary (a comparison with a baseline)."""
     plots = _Plots()
     stall_ms = float((document["settings"].get("thresholds") or {}).get("max_stall_ms") or _DEFAULT_STALL_MS)
     body = "\n".join(
         [
             _summary(document),
+            *extra,
             _checks(document),
             _scenarios(document),
             _requests(document, plots, stall_ms),
@@ -407,6 +418,10 @@ def _page(title: str, body: str, version: str) -> str:
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{_CSS}</style></head>"
             f"<body>{body}<p class='muted'>vapi-harness {_e(version)}</p></body></html>")  # fmt: skip
 
+
+# The figures and the page of every HTML view, for the pages rendered elsewhere (harness.compare).
+Plots = _Plots
+html_page = _page
 
 _LOAD_CSS = (
     ".banner{padding:6px 10px;border-radius:4px;background:#fdecea}.notjudged{color:#777;font-style:italic}"
@@ -629,4 +644,5 @@ class HtmlReport(FileReport):
 
     def render(self, run: RunResult) -> str:
         """The run as one HTML page."""
-        return render_html(run_document(run, self.redactor))
+        document = run_document(run, self.redactor)
+        return render_html(document, [section.html(document) for section in self.sections])

@@ -16,4 +16,7 @@ class JsonReport(FileReport):
 
     def render(self, run: RunResult) -> str:
         """The run's JSON document."""
-        return json.dumps(run_document(run, self.redactor), indent=2, ensure_ascii=False) + "\n"
+        document = run_document(run, self.redactor)
+        for section in self.sections:
+            document[section.key] = section.block(document)
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -83,4 +83,5 @@ class MarkdownReport(FileReport):
 
     def render(self, run: RunResult) -> str:
         """The run's Markdown summary."""
-        return markdown_summary(run_document(run, self.redactor))
+        document = run_document(run, self.redactor)
+        return markdown_summary(document) + "".join("\n" + s.markdown(document) for s in self.sections)

@@ -229,7 +229,9 @@ def test_the_runner_reuses_a_token_until_it_expires_then_fetches_another(
                    datetime.now(UTC))  # fmt: skip
     redactor = Redactor()
     plan = OAuth2Plan(token_url, token_server.client_id, token_server.client_secret)
-    runner = Runner(info, probes, RunSettings(), auth=TokenAuth(TokenSource(plan, clock=clock), redactor))
+    # One probe at a time, so that each request moves the clock on before the next fetches its token.
+    settings = RunSettings(max_in_flight=1)
+    runner = Runner(info, probes, settings, auth=TokenAuth(TokenSource(plan, clock=clock), redactor))
 
     async def drive() -> list[Any]:
         return [event async for event in runner.events()]

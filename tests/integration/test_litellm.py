@@ -6,6 +6,7 @@ runs); `VAPI_HARNESS_LITELLM` may name another `litellm` executable. It runs off
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -121,11 +122,29 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(STOP_TIMEOUT_S)
 
 
+# The model names `explore`'s generator draws (harness.explore.strategies.models), besides check's own.
+EXPLORE_MODELS = ("gpt-4o", "acme-voice-1", "llama-3.1-8b-instruct")
+
+
+def _explore_config(upstream: ServerThread) -> str:
+    """LiteLLM's config for `explore`: each model name the generator draws routed to the fake LLM."""
+    route = {"model": "openai/fake-llm", "api_base": f"{upstream.url}/v1", "api_key": UPSTREAM_KEY}
+    models = [{"model_name": name, "litellm_params": route} for name in (MODEL, *EXPLORE_MODELS)]
+    return yaml.safe_dump({"model_list": models}, sort_keys=False)
+
+
 @contextmanager
-def _litellm(executable: Path, workdir: Path, upstream: ServerThread, master_key: str | None) -> Iterator[str]:
+def _litellm(
+    executable: Path,
+    workdir: Path,
+    upstream: ServerThread,
+    master_key: str | None,
+    config_text: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[str]:
     """Run LiteLLM's proxy in front of `upstream`; yields its base URL once it reports ready."""
     config = workdir / "litellm.yaml"
-    config.write_text(_config(upstream, master_key))
+    config.write_text(config_text if config_text is not None else _config(upstream, master_key))
     home = workdir / "home"
     home.mkdir()
     port = free_port(HOST)
@@ -140,7 +159,7 @@ def _litellm(executable: Path, workdir: Path, upstream: ServerThread, master_key
             stdout=stdout,
             stderr=stderr,
             cwd=workdir,
-            env=_env(home, permit_no_master_key=master_key is None),
+            env={**_env(home, permit_no_master_key=master_key is None), **(extra_env or {})},
             start_new_session=True,
         )
         try:
@@ -223,3 +242,32 @@ def test_check_passes_with_master_key(
     run = run_cli("check", "--url", f"{litellm_keyed}/v1", "--api-key", master_key)
     code = run.code
     assert code == 0, _outcome(run)
+
+
+@pytest.fixture(scope="module")
+def litellm_explore(
+    litellm_executable: Path, tmp_path_factory: pytest.TempPathFactory, upstream: ServerThread
+) -> Iterator[str]:
+    """LiteLLM without a master key, routing every model name the generator draws to the fake LLM.
+
+    LiteLLM cuts a stream that repeats one chunk 100 times (`REPEATED_STREAMING_CHUNK_LIMIT`, a guard against a
+    looping model) with an error chunk: `explore` finds that when the fake LLM quotes a tool result such as
+    `{"items": [null, null, ...]}` word by word (`chunk_has_no_error`: "The model is repeating the same chunk").
+    That is LiteLLM's choice, known and configurable, so the limit is raised here for the rest to be explored.
+    """
+    workdir = tmp_path_factory.mktemp("litellm-explore")
+    lifted = {"REPEATED_STREAMING_CHUNK_LIMIT": "100000"}
+    with _litellm(litellm_executable, workdir, upstream, None, _explore_config(upstream), lifted) as url:
+        yield url
+
+
+def test_explore_finds_nothing(litellm_explore: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    report_path = tmp_path / "explore.json"
+    argv = ["explore", "--url", f"{litellm_explore}/v1", "--seed", "1", "--max-examples", "40", "--max-run-s", "240"]
+    code = main([*argv, "--json", str(report_path), "--report-dir", str(tmp_path / "reports"), "--quiet"])
+    out = capsys.readouterr().out
+    report = json.loads(report_path.read_text())
+    found = [f"{f['key']} -- {f['detail']} -- {json.dumps(f['request']['body'])[:600]}" for f in report["failures"]]
+    assert code == 0, "\n".join([out, *found])
