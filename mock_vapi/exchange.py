@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
+import msgspec
+
 from harness.protocol import (
+    TOO_DEEP,
     AssembledToolCall,
     Deviation,
     SSEDecoder,
@@ -51,15 +54,19 @@ _JS_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one decoder: 
 
 
 def js_json(text: str | bytes | bytearray) -> Any:
-    """Parse JSON as JavaScript's `JSON.parse` does: `NaN` and `Infinity` are errors, not numbers."""
+    """Parse JSON as JavaScript's `JSON.parse` does: `NaN` and `Infinity` are errors, not numbers. Nesting too
+    deep for Python's parser is a `ValueError` (`TOO_DEEP`) like any other JSON it cannot read."""
     if isinstance(text, bytes | bytearray):
         text = text.decode(json.detect_encoding(text), "surrogatepass")
     try:
-        value, end = _JS_DECODER.raw_decode(text)
-    except ValueError:
-        return _JS_DECODER.decode(text)  # leading whitespace, or an error the full path words as json.loads does
-    if end != len(text) and text[end:].strip(" \t\n\r"):
-        return _JS_DECODER.decode(text)  # raises "Extra data"
+        try:
+            value, end = _JS_DECODER.raw_decode(text)
+        except ValueError:
+            return _JS_DECODER.decode(text)  # leading whitespace, or an error the full path words as json.loads
+        if end != len(text) and text[end:].strip(" \t\n\r"):
+            return _JS_DECODER.decode(text)  # raises "Extra data"
+    except RecursionError:
+        raise ValueError(TOO_DEEP) from None
     return value
 
 
@@ -128,6 +135,30 @@ def _delta_fields(payload: Any) -> tuple[str, Sequence[Any]]:
     return (content if isinstance(content, str) else ""), (calls if isinstance(calls, list) and calls else ())
 
 
+class _Delta(msgspec.Struct, gc=False):
+    content: str | None = None
+    tool_calls: list[Any] | None = None
+
+
+class _Choice(msgspec.Struct, gc=False):
+    delta: _Delta | None = None
+    finish_reason: Any = None
+
+
+class _Chunk(msgspec.Struct, gc=False):
+    """The fields of a chunk the reader takes out; any other member is skipped unbuilt, and a chunk whose
+    `choices` is not a list of objects, or whose first delta's fields have other types, does not fit."""
+
+    choices: list[_Choice] | None = None  # absent or null alike: not a list
+    error: Any = None
+
+
+_CHUNK_DECODER = msgspec.json.Decoder(_Chunk)
+# An event with more brackets than this takes the strict path (a chunk has about 6): how deep the stdlib parses
+# before its RecursionError depends on the caller's stack, so only the strict path judges deep nesting.
+_TYPED_MAX_BRACKETS = 500
+
+
 class ParsedEvent:
     """An SSE event with its JSON payload (`INVALID_JSON` when it does not parse, None for `[DONE]`).
 
@@ -138,7 +169,9 @@ class ParsedEvent:
     An event over 4 KiB keeps no copy of its content and tool calls either: they are read from its payload.
     """
 
-    __slots__ = ("_content", "_payload", "_tool_calls", "finishes", "has_choices", "has_error", "json_error", "sse")
+    __slots__ = (
+        "_content", "_payload", "_tool_calls", "finishes", "has_choices", "has_error", "json_error", "spoken", "sse",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -147,15 +180,22 @@ class ParsedEvent:
         content: str = "",
         tool_calls: Sequence[Any] = (),
         json_error: str | None = None,
+        *,
+        finishes: bool = False,
+        has_error: bool = False,
+        has_choices: bool = False,
     ) -> None:
         self.sse = sse
         self._payload = payload
         self._content: str = content
         self._tool_calls: Sequence[Any] = tool_calls
         self.json_error = json_error
-        self.finishes = False  # a choice with a finish_reason
-        self.has_error = False  # a truthy top-level `error`
-        self.has_choices = False  # `choices` is a list
+        self.finishes = finishes  # a choice with a finish_reason
+        self.has_error = has_error  # a truthy top-level `error`
+        self.has_choices = has_choices  # `choices` is a list
+        # True when Vapi reads this event (terminated, before `[DONE]`, valid JSON); every check asks, so it is
+        # known once.
+        self.spoken: bool = sse.terminated and not sse.after_done and not sse.is_done and json_error is None
 
     def __repr__(self) -> str:
         return f"ParsedEvent({self.sse!r}, content={self.content!r}, json_error={self.json_error!r})"
@@ -184,13 +224,50 @@ class ParsedEvent:
     def again(self, sse: SSEEvent) -> ParsedEvent:
         """The event for `sse`, whose data equals this event's: the same fields, without parsing it again."""
         sse.data = self.sse.data  # one string for every copy of a repeated event
-        twin = ParsedEvent(sse, self._payload, self._content, self._tool_calls, self.json_error)
-        twin.finishes, twin.has_error, twin.has_choices = self.finishes, self.has_error, self.has_choices
-        return twin
+        return ParsedEvent(
+            sse, self._payload, self._content, self._tool_calls, self.json_error,
+            finishes=self.finishes, has_error=self.has_error, has_choices=self.has_choices,
+        )  # fmt: skip
 
     @classmethod
     def parse(cls, sse: SSEEvent) -> ParsedEvent:
-        """Parse the event's data as the SDK would."""
+        """Parse the event's data as the SDK would: the fields the reader needs, without the whole JSON tree.
+
+        A typed decode (`_Chunk`) reads only `choices[].delta.content`, `tool_calls`, `finish_reason` and the
+        top-level `error`. An event it does not fit (another shape, or JSON it refuses: NaN, lone surrogate
+        escapes, numbers out of a double's range, invalid syntax) takes `parse_strict`, so every field, and
+        the error message of an event that is not JSON, is what the strict path gives.
+        """
+        if sse.is_done:
+            return cls(sse, None)
+        data = sse.data
+        if len(data) > _TYPED_MAX_BRACKETS and data.count("[") + data.count("{") > _TYPED_MAX_BRACKETS:
+            return cls.parse_strict(sse)
+        try:
+            typed = _CHUNK_DECODER.decode(data)
+        except (msgspec.DecodeError, ValueError):  # ValueError: a str that is not UTF-8 (a lone surrogate)
+            return cls.parse_strict(sse)
+        has_error = typed.error is not None and js_truthy(typed.error)
+        choices = typed.choices
+        if choices is None:
+            return cls(sse, _UNREAD, has_error=has_error)
+        finishes = False
+        for choice in choices:
+            if choice.finish_reason:
+                finishes = True
+                break
+        content: Any = ""
+        calls: Any = ()
+        if len(data) > _KEPT_DELTA_BYTES:  # not kept twice: the payload has them, and its text is kept
+            content = calls = _IN_PAYLOAD
+        elif choices and (delta := choices[0].delta) is not None:
+            content = delta.content if delta.content is not None else ""
+            calls = delta.tool_calls or ()
+        return cls(sse, _UNREAD, content, calls, finishes=finishes, has_error=has_error, has_choices=True)
+
+    @classmethod
+    def parse_strict(cls, sse: SSEEvent) -> ParsedEvent:
+        """Parse the event's data as the SDK would, from the whole JSON tree (`js_json`): the reference path."""
         if sse.is_done:
             return cls(sse, None)
         try:
@@ -213,11 +290,6 @@ class ParsedEvent:
             else:
                 event._content, event._tool_calls = _delta_fields(payload)
         return event
-
-    @property
-    def spoken(self) -> bool:
-        """True when Vapi reads this event (terminated, before `[DONE]`, valid JSON)."""
-        return self.sse.terminated and not self.sse.after_done and not self.sse.is_done and self.json_error is None
 
     @property
     def has_delta(self) -> bool:
@@ -363,9 +435,17 @@ _KEPT_BYTE_CHUNKS = 10_000  # arrival stamps kept per exchange (the report's tim
 class Recorder:
     """Feeds a reply's bytes into an `Exchange`: the sans-IO half of the stream reader, shared by every transport."""
 
-    def __init__(self, exchange: Exchange, max_event_bytes: int = 1024 * 1024, max_events: int | None = None) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        max_event_bytes: int = 1024 * 1024,
+        max_events: int | None = None,
+        parse: Callable[[SSEEvent], ParsedEvent] = ParsedEvent.parse,
+    ) -> None:
+        """`parse` reads each event; `ParsedEvent.parse_strict` reads every event's whole tree (the reference)."""
         self.exchange = exchange
         self.max_events = max_events
+        self.parse = parse
         self.finished_at: float | None = None  # when [DONE] or a finish_reason arrived
         self.first_delta_at: float | None = None
         self.events_cut = False  # events beyond `max_events` arrived and were not recorded
@@ -375,35 +455,44 @@ class Recorder:
     def feed(self, data: bytes, t: float) -> list[ParsedEvent]:
         """Record `data`, received at `t`; return the events it completed (none beyond `max_events`)."""
         exchange = self.exchange
-        if len(exchange.byte_chunks) < _KEPT_BYTE_CHUNKS:
-            exchange.byte_chunks.append((t, len(data)))
+        chunks = exchange.byte_chunks
+        if len(chunks) < _KEPT_BYTE_CHUNKS:
+            chunks.append((t, len(data)))
         exchange.body_bytes += len(data)
         self._body += data
-        events = self._parse(self._decoder.feed(data, t))
-        for event in events:
-            exchange.events.append(event)
-            if self.finished_at is None and (event.sse.is_done or event.finishes):
-                self.finished_at = t
-            if self.first_delta_at is None and event.has_delta:
-                self.first_delta_at = t
+        sses = self._decoder.feed(data, t)
+        if not sses:
+            return []
+        events = self._parse(sses)
+        exchange.events += events
+        if self.finished_at is None or self.first_delta_at is None:
+            self._note(events, t)
         return events
 
     def end_of_body(self, t: float) -> None:
         """The body ended at `t`: an unterminated last event is recorded as such."""
         self.exchange.events.extend(self._parse(self._decoder.close(t)))
 
+    def _note(self, events: list[ParsedEvent], t: float) -> None:
+        """Stamp the finish and the first delta, if these events bring them."""
+        for event in events:
+            if self.finished_at is None and (event.sse.is_done or event.finishes):
+                self.finished_at = t
+            if self.first_delta_at is None and event.has_delta:
+                self.first_delta_at = t
+
     def _parse(self, sses: list[SSEEvent]) -> list[ParsedEvent]:
-        if self.max_events is not None and len(self.exchange.events) + len(sses) > self.max_events:
-            sses = sses[: max(self.max_events - len(self.exchange.events), 0)]
+        """The events of one read, parsed in one pass."""
+        recorded = self.exchange.events
+        if self.max_events is not None and len(recorded) + len(sses) > self.max_events:
+            sses = sses[: max(self.max_events - len(recorded), 0)]
             self.events_cut = True
         events = []
-        previous = self.exchange.events[-1] if self.exchange.events else None
+        previous = recorded[-1] if recorded else None
+        parse = self.parse
         for sse in sses:
             # A stream that repeats one chunk (an endless or stuck one) keeps one string and parses it once.
-            if previous is not None and sse.data == previous.sse.data:
-                event = previous.again(sse)
-            else:
-                event = ParsedEvent.parse(sse)
+            event = previous.again(sse) if previous is not None and sse.data == previous.sse.data else parse(sse)
             events.append(event)
             previous = event
         return events

@@ -200,6 +200,7 @@ class _Reading:
         self.recorder = Recorder(exchange, limits.max_event_bytes, limits.max_events)
         self.bounds = _Bounds(exchange, limits, abort, self.recorder, t0)
         self.spoken_chars = 0
+        self._closes_early = abort.at_first_delta or abort.counts_chars  # else no read needs `abort.reached`
 
     async def send(self, session: aiohttp.ClientSession) -> aiohttp.ClientResponse:
         """Send the request and record the response's head; a failure to get one is a `_Stop`."""
@@ -281,6 +282,8 @@ class _Reading:
             raise _Stop(Outcome.TOO_LARGE, self._too_many_events())
         if self.exchange.body_bytes > self.limits.max_body_bytes:
             raise _Stop(Outcome.TOO_LARGE, f"The body exceeded {self.limits.max_body_bytes} bytes")
+        if not self._closes_early:
+            return
         if self.abort.counts_chars:
             self.spoken_chars += sum(len(e.content) for e in events if e.spoken)
         closed = self.abort.reached(self.recorder.first_delta_at is not None, self.spoken_chars)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from harness.checks.base import CheckContext, CheckFailed, Expect, Severity, check, not_applicable
-from harness.protocol import ToolCallAssembler, answered_tool_calls, repeated_tool_call, tool_call_name
+from harness.protocol import ToolCallAssembler, answered_tool_calls, loads, repeated_tool_call, tool_call_name
 from mock_vapi.exchange import INVALID_JSON, Exchange
 
 
@@ -60,7 +60,7 @@ def tool_calls_are_valid(ctx: CheckContext, exchange: Exchange) -> None:
         if not isinstance(arguments, str):
             raise CheckFailed(f"Tool call {i} arguments are not a string", json.dumps(call)[:200])
         try:
-            json.loads(arguments or "{}")
+            loads(arguments or "{}")
         except ValueError as exc:
             raise CheckFailed(f"Tool call {i} arguments are not JSON", f"{exc}: {arguments[:200]!r}") from None
 

@@ -17,7 +17,7 @@ from harness.protocol.chat import (
     repeated_tool_call,
     tool_call_name,
 )
-from harness.protocol.jsonbody import MAX_DEPTH, BodyError, parse_json_body
+from harness.protocol.jsonbody import MAX_DEPTH, TOO_DEEP, BodyError, loads, parse_json_body
 from harness.protocol.recording import RECORDING_VERSION
 from harness.protocol.schemas import schema_errors
 from harness.protocol.secrets import REDACTED, Redactor, is_secret_header, redact_secret_keys
@@ -41,6 +41,7 @@ __all__ = [
     "MAX_DEPTH",
     "RECORDING_VERSION",
     "REDACTED",
+    "TOO_DEEP",
     "UNUSABLE",
     "AssembledToolCall",
     "BodyError",
@@ -67,6 +68,7 @@ __all__ = [
     "is_http_url",
     "is_secret_header",
     "listen_socket",
+    "loads",
     "openai_chat_params",
     "parse_json_body",
     "redact_secret_keys",

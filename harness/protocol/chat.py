@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from harness.protocol.jsonbody import loads
+
 __all__ = [
     "CHAT_PARAMS",
     "FINISH_REASONS",
@@ -159,7 +161,7 @@ class AssembledToolCall:
 
     def parsed_arguments(self) -> Any:
         """The arguments as JSON; raises `ValueError` when they do not parse."""
-        return json.loads(self.arguments or "{}")
+        return loads(self.arguments or "{}")
 
 
 @dataclass
@@ -227,7 +229,7 @@ def _short(value: Any, limit: int = 160) -> str:
 def _call_key(name: str | None, arguments: str) -> tuple[str | None, str]:
     """A tool call's identity for loop detection: its name and its arguments as canonical JSON (or as given)."""
     try:
-        canonical = json.dumps(json.loads(arguments or "{}"), sort_keys=True, separators=(",", ":"))
+        canonical = json.dumps(loads(arguments or "{}"), sort_keys=True, separators=(",", ":"))
     except ValueError:
         canonical = arguments.strip()
     return name, canonical

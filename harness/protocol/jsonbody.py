@@ -13,10 +13,23 @@ import math
 import sys
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "BodyError", "parse_json_body"]
+__all__ = ["MAX_DEPTH", "TOO_DEEP", "BodyError", "loads", "parse_json_body"]
 
 MAX_DEPTH = 128  # a chat request with tools and their JSON Schemas is under 20 levels deep
 _BOM = "\ufeff"
+
+
+# Python's JSON parser recurses: past about 1,000 levels it raises RecursionError, which `loads` words as this.
+TOO_DEEP = "arrays and objects nested too deep to parse (past about 1,000 levels)"
+
+
+def loads(text: str | bytes) -> Any:
+    """`json.loads` for JSON another party wrote (a reply, a tool call's arguments): nesting too deep for the
+    parser is a `ValueError` like every other JSON it cannot read, never a `RecursionError`."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(TOO_DEEP) from None
 
 
 class BodyError(ValueError):

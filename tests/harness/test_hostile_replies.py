@@ -310,3 +310,36 @@ def test_chunks_of_one_shape_get_one_verdict() -> None:
         assert (schema_errors("chunk", json.loads(text)) == []) is valid, text
         verdicts.add(valid)
     assert verdicts == {True, False}
+
+
+# JSON nested past what Python's parser can follow: a finding that says so, never a RecursionError
+
+DEEP = 100_000
+
+
+def _deep_stream(data: bytes) -> Reply:
+    async def reply(server: RawServer, writer: asyncio.StreamWriter, head: bytes) -> None:
+        writer.write(SSE_HEAD + b"data: " + data + b"\n\ndata: [DONE]\n\n")
+        writer.close()
+
+    return reply
+
+
+def test_an_event_nested_100000_deep_is_not_json_and_says_why() -> None:
+    nested = b'{"choices":[{"index":0,"delta":{"content":' + b"[" * DEEP + b"]" * DEEP + b"}}]}"
+    exchange, _ = asyncio.run(read_reply(_deep_stream(nested)))
+    findings = {f.check: f for f in run_checks(CheckContext("deep", Expect.TURN, Thresholds()), exchange)}
+    assert findings["sse_data_is_json"].status is Status.FAILED
+    assert "nested too deep to parse" in findings["sse_data_is_json"].detail
+
+
+def test_tool_call_arguments_nested_100000_deep_are_not_json_and_say_why() -> None:
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": "[" * DEEP}}
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+             "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [call]}, "finish_reason": None}]}  # fmt: skip
+    done = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
+    data = json.dumps(chunk).encode() + b"\n\ndata: " + json.dumps(done).encode()
+    exchange, _ = asyncio.run(read_reply(_deep_stream(data)))
+    findings = {f.check: f for f in run_checks(CheckContext("deep", Expect.TURN, Thresholds()), exchange)}
+    assert findings["tool_calls_assemble"].status is Status.FAILED
+    assert "nested too deep to parse" in findings["tool_calls_assemble"].detail
