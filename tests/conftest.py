@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,12 +84,13 @@ class CliRun:
 
 @pytest.fixture
 def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
-    """Run `vapi-harness` in-process; reads back `--json` when the command is `check`."""
+    """Run `vapi-harness` in-process; for `check` and `explore`, quiet, reports under `tmp_path`, and the `--json`
+    report read back."""
 
     def run(*args: str) -> CliRun:
         argv = list(args)
         report_path = tmp_path / f"report-{len(list(tmp_path.glob('report-*.json')))}.json"
-        if argv and argv[0] == "check":
+        if argv and argv[0] in ("check", "explore"):
             if "--json" not in argv:
                 argv += ["--json", str(report_path)]
             if "--report-dir" not in argv:
@@ -102,3 +105,22 @@ def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[...,
 
 
 FAST_LIMITS = ("--timeout-s", "2", "--deadline-s", "4", "--close-grace-s", "0.5")
+
+
+def interrupt_when(command: list[str], marker: str, timeout_s: float = 30) -> tuple[int, str]:
+    """Run `command`, send it SIGINT once a line of its stderr holds `marker` (or it ends), and return its exit
+    code and what it wrote to stderr after that line; it is killed if it has not ended within `timeout_s`."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    try:
+        for _ in range(200):  # bounded: read stderr until the marker turns up
+            line = process.stderr.readline()
+            if marker in line or not line:
+                break
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=timeout_s)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, err

@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import re
-import secrets
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +16,20 @@ from typing import Any
 from rich.console import Console
 
 from harness.checks import REGISTRY, Thresholds
+from harness.cli.common import (
+    check_output_files,
+    dispatcher,
+    endpoint,
+    make_report_dir,
+    new_run_id,
+    redacted_logs,
+    stdout_console,
+)
 from harness.cli.compare import GATE_OPTIONS, gate_summary, print_comparison, thresholds_of
 from harness.cli.options import (
+    ENDPOINT_OPTIONS,
+    MAX_RUN_S_OPTION,
+    REPORT_FILE_OPTIONS,
     Option,
     Subparsers,
     add_options,
@@ -31,7 +40,7 @@ from harness.cli.options import (
     resolve,
 )
 from harness.compare import ComparisonSection, RunKind, load_run, require_kind
-from harness.endpoint import builtin_endpoint, validate_url
+from harness.endpoint import validate_url
 from harness.judging import RunSettings
 from harness.protocol import is_http_url
 from harness.replay import load_recording
@@ -88,12 +97,7 @@ def check_id(text: str) -> str:
 
 
 OPTIONS = [
-    Option(
-        "--url", "Base URL of the custom LLM, as set in model.url; without it, the built-in endpoint", metavar="URL"
-    ),
-    Option(
-        "--api-key", "Key Vapi sends as 'Authorization: Bearer KEY' (prefer the environment variable)", metavar="KEY"
-    ),
+    *ENDPOINT_OPTIONS,
     Option(
         "--oauth2-token-url",
         "Fetch an OAuth2 client-credentials token here and send it as 'Authorization: Bearer TOKEN' in place of "
@@ -166,7 +170,7 @@ OPTIONS = [
     ),
     Option("--deadline-s", "Hard bound on one request, start to end (default: --timeout-s + 10)", type=positive_float),
     Option("--close-grace-s", "How long the body may stay open after the last chunk", default=2.0, type=positive_float),
-    Option("--max-run-s", "Hard bound on the whole run; reports are still written", default=300.0, type=positive_float),
+    MAX_RUN_S_OPTION,
     Option("--repeat", "Run the suite N times (percentiles over all runs)", default=1, type=positive_int, metavar="N"),
     Option("--strict", "Warnings fail the run too", default=False, flag_only=True),
     Option(
@@ -209,9 +213,7 @@ OPTIONS = [
         metavar="PATH",
     ),
     *GATE_OPTIONS,
-    Option("--json", "Also write the JSON report here", type=Path, metavar="PATH"),
-    Option("--junit", "Also write the JUnit XML report here", type=Path, metavar="PATH"),
-    Option("--markdown", "Also write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)", type=Path, metavar="PATH"),
+    *REPORT_FILE_OPTIONS,
     Option("--html", "Also write a self-contained HTML report here", type=Path, metavar="PATH"),
     Option("--report-dir", "Reports go to DIR/<run-id>/", default=Path("reports"), type=Path, metavar="DIR"),
     Option("--quiet", "No progress lines on stderr", default=False, flag_only=True),
@@ -237,38 +239,6 @@ class _Config:
 
     def __getattr__(self, name: str) -> Any:
         return self.values[name]
-
-
-def _check_writable(out_dir: Path, *files: Path | None) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--report-dir: cannot create {out_dir}: {exc.strerror}") from None
-    for path in files:
-        if path is None:
-            continue
-        if path.is_dir():
-            raise ConfigError(f"report path {path} is a directory; give a file name")
-        if not path.parent.is_dir():
-            raise ConfigError(f"report path {path}: the folder {path.parent} does not exist")
-
-
-def _stdout_console() -> Console:
-    """Results at the terminal's width, or `COLUMNS`; piped without `COLUMNS`, 100 columns (a CI log)."""
-    console = Console(highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 100
-    return console
-
-
-@contextmanager
-def _endpoint(config: _Config) -> Iterator[tuple[str, bool]]:
-    """The URL to check: --url, or the built-in endpoint (the reference proxy in front of the fake LLM)."""
-    if config.url:
-        yield config.url, False
-        return
-    with builtin_endpoint(config.api_key) as url:
-        yield url, True
 
 
 def _model(config: _Config, url: str) -> CustomLLMModel:
@@ -304,14 +274,8 @@ def run(args: argparse.Namespace) -> int:
     _check_combinations(config)
     secrets = [config.api_key, config.oauth2_client_secret]
     redactor = Redactor([*secrets, *(value for name, value in config.header if is_secret_header(name))])
-    handlers = logging.getLogger().handlers
-    for handler in handlers:
-        handler.addFilter(redactor)
-    try:
+    with redacted_logs(redactor):
         return _run(config, redactor, deadline_s)
-    finally:
-        for handler in handlers:
-            handler.removeFilter(redactor)
 
 
 _DEFAULT_PROBES_ONLY = ("system_prompt", "word_level_confidence", "emotion_recognition")
@@ -394,17 +358,20 @@ def _probes(config: _Config, model: CustomLLMModel, scenarios: list[Scenario]) -
 
 
 def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
-    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    run_id = new_run_id()
     out_dir = config.report_dir / run_id
     if config.suite and config.replay:
         raise ConfigError("--suite and --replay cannot be combined: each replaces the default probes")
     scenarios = _with_variables(load_suites(config.suite), dict(config.variable)) if config.suite else []
-    _check_writable(out_dir, config.json, config.junit, config.markdown, config.html)
+    make_report_dir(out_dir)
+    check_output_files(
+        {"--json": config.json, "--junit": config.junit, "--markdown": config.markdown, "--html": config.html}
+    )
     section = _comparison(config)
     sections: list[ReportSection] = [section] if section is not None else []
     writers: list[RunWriter] = [
         TerminalReport(
-            _stdout_console(),
+            stdout_console(),
             Console(stderr=True, quiet=config.quiet, highlight=False),
             redactor,
             verbose=config.verbose,
@@ -426,7 +393,7 @@ def _run(config: _Config, redactor: Redactor, deadline_s: float) -> int:
         thresholds=Thresholds(max_stall_ms=config.max_stall_ms, first_sentence_ms=config.first_sentence_ms),
         disabled_checks=frozenset(config.disable),
     )
-    with _endpoint(config) as (url, builtin):
+    with endpoint(config.url, config.api_key) as (url, builtin):
         model = _model(config, url)
         probes = _probes(config, model, scenarios)
         info = RunInfo(
@@ -477,13 +444,7 @@ def _comparison(config: _Config) -> ComparisonSection | None:
 
 
 async def _drive(runner: Runner, writers: Sequence[RunWriter], max_run_s: float) -> bool:
-    def dispatch(event: RunEvent) -> None:
-        for writer in writers:
-            try:
-                writer.handle_event(event)
-            except OSError as exc:  # one unwritable report must not lose the others
-                log.error("Could not write a report (%s): %s", type(writer).__name__, exc)
-
+    dispatch: Callable[[RunEvent], None] = dispatcher(writers)
     try:
         async with asyncio.timeout(max_run_s):
             async for event in runner.events():

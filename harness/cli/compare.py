@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.cli.common import check_output_files
 from harness.cli.options import Option, Subparsers, add_options, resolve
 from harness.compare import (
     DEFAULT_CONFIDENCE,
@@ -31,6 +32,7 @@ from harness.compare import (
     parse_max_increase,
     terminal_lines,
 )
+from harness.reporting import write_report
 from mock_vapi.errors import ConfigError
 
 __all__ = ["GATE_OPTIONS", "add_parser", "print_comparison", "run", "thresholds_of", "write_outputs"]
@@ -91,33 +93,17 @@ def thresholds_of(values: dict[str, Any]) -> dict[tuple[str, str], Threshold]:
     return {key: threshold for pairs in values["max_increase"] for key, threshold in pairs}
 
 
-def _check_path(path: Path | None, flag: str) -> None:
-    if path is None:
-        return
-    if path.is_dir():
-        raise ConfigError(f"{flag}: {path} is a directory; give a file name")
-    if not path.parent.is_dir():
-        raise ConfigError(f"{flag}: the folder {path.parent} does not exist")
-
-
-def check_outputs(markdown: Path | None, html: Path | None, json_path: Path | None) -> None:
-    """Bad output paths named before anything runs."""
-    for path, flag in ((markdown, "--markdown"), (html, "--html"), (json_path, "--json")):
-        _check_path(path, flag)
-
-
 def write_outputs(
     comparison: Comparison, markdown: Path | None = None, html: Path | None = None, json_path: Path | None = None
 ) -> None:
     """The comparison's files: Markdown appended (a step summary is appended to), HTML and JSON replaced."""
     try:
         if markdown is not None:
-            with markdown.open("a", encoding="utf-8") as handle:
-                handle.write(comparison_markdown(comparison))
+            write_report(markdown, comparison_markdown(comparison), append=True)
         if html is not None:
-            html.write_text(comparison_page(comparison, __version__), encoding="utf-8")
+            write_report(html, comparison_page(comparison, __version__))
         if json_path is not None:
-            json_path.write_text(json.dumps(comparison.document(), indent=2) + "\n", encoding="utf-8")
+            write_report(json_path, json.dumps(comparison.document(), indent=2) + "\n")
     except OSError as exc:
         raise ConfigError(f"cannot write the comparison: {exc.strerror or exc}: {exc.filename}") from None
 
@@ -132,7 +118,7 @@ def print_comparison(comparison: Comparison, out: Any = None) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compare; 0 no regression, 1 a regression."""
     values = resolve(args, OPTIONS, ENV_PREFIX)
-    check_outputs(values["markdown"], values["html"], values["json"])
+    check_output_files({"--markdown": values["markdown"], "--html": values["html"], "--json": values["json"]})
     baseline = load_run(args.baseline)
     new = load_run(args.new)
     comparison = compare_runs(baseline, new, thresholds_of(values), values["confidence"])

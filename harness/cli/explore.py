@@ -5,26 +5,41 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import secrets
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from harness.cli.options import Option, Subparsers, add_options, number, positive_float, positive_int, resolve
-from harness.endpoint import builtin_endpoint, validate_url
+from harness.cli.common import (
+    check_output_files,
+    dispatcher,
+    endpoint,
+    make_report_dir,
+    new_run_id,
+    redacted_logs,
+    stdout_console,
+)
+from harness.cli.options import (
+    ENDPOINT_OPTIONS,
+    MAX_RUN_S_OPTION,
+    REPORT_FILE_OPTIONS,
+    Option,
+    Subparsers,
+    add_options,
+    number,
+    positive_int,
+    resolve,
+)
+from harness.endpoint import validate_url
 from harness.explore.reports import ExploreJson, ExploreJUnit, ExploreMarkdown, ExploreWriter
 from harness.explore.reproducer import write_reproducers
-from harness.explore.results import ExploreEvent, ExploreInfo, ExploreResult
+from harness.explore.results import ExploreInfo, ExploreResult
 from harness.explore.runner import Explorer, ExploreSettings
 from harness.explore.terminal import ExploreTerminal
 from harness.protocol import Redactor
-from mock_vapi.errors import ConfigError
 
 __all__ = ["DATABASE_DIR", "ENV_PREFIX", "OPTIONS", "add_parser", "run"]
 
@@ -48,12 +63,7 @@ def concurrency(text: str) -> int:
 
 
 OPTIONS = [
-    Option(
-        "--url", "Base URL of the custom LLM, as set in model.url; without it, the built-in endpoint", metavar="URL"
-    ),
-    Option(
-        "--api-key", "Key Vapi sends as 'Authorization: Bearer KEY' (prefer the environment variable)", metavar="KEY"
-    ),
+    *ENDPOINT_OPTIONS,
     Option(
         "--max-examples",
         "Conversations to send; no round of generation starts past it (shrinking a failure may send more)",
@@ -62,12 +72,10 @@ OPTIONS = [
         metavar="N",
     ),
     Option("--seed", "Seed of the generator: the same seed draws the same examples", type=seed_value, metavar="N"),
-    Option("--max-run-s", "Hard bound on the whole run; reports are still written", default=300.0, type=positive_float),
+    MAX_RUN_S_OPTION,
     Option("--concurrency", "Requests in flight at once", default=1, type=concurrency, metavar="N"),
     Option("--strict", "Warnings are failures too", default=False, flag_only=True),
-    Option("--json", "Also write the JSON report here", type=Path, metavar="PATH"),
-    Option("--junit", "Also write the JUnit XML report here", type=Path, metavar="PATH"),
-    Option("--markdown", "Also write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)", type=Path, metavar="PATH"),
+    *REPORT_FILE_OPTIONS,
     Option(
         "--report-dir",
         f"Reports and reproducers go to DIR/<run-id>/; earlier failures are kept in DIR/{DATABASE_DIR}",
@@ -92,41 +100,10 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def _check_writable(out_dir: Path, *files: Path | None) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--report-dir: cannot create {out_dir}: {exc.strerror}") from None
-    for path in files:
-        if path is None:
-            continue
-        if path.is_dir():
-            raise ConfigError(f"report path {path} is a directory; give a file name")
-        if not path.parent.is_dir():
-            raise ConfigError(f"report path {path}: the folder {path.parent} does not exist")
-
-
-def _stdout_console() -> Console:
-    """The summary at the terminal's width, or `COLUMNS`; piped without `COLUMNS`, 100 columns (a CI log)."""
-    console = Console(highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 100
-    return console
-
-
-@contextmanager
-def _endpoint(url: str | None, api_key: str | None) -> Iterator[tuple[str, bool]]:
-    if url:
-        yield url, False
-        return
-    with builtin_endpoint(api_key) as builtin:
-        yield builtin, True
-
-
 def _writers(values: dict[str, Any], out_dir: Path, redactor: Redactor) -> list[ExploreWriter]:
     err = Console(stderr=True, quiet=values["quiet"], highlight=False)
     writers: list[ExploreWriter] = [
-        ExploreTerminal(_stdout_console(), err, redactor),
+        ExploreTerminal(stdout_console(), err, redactor),
         ExploreJson(out_dir / "explore.json", redactor),
         ExploreJUnit(out_dir / "junit.xml", redactor),
     ]
@@ -139,38 +116,22 @@ def _writers(values: dict[str, Any], out_dir: Path, redactor: Redactor) -> list[
     return writers
 
 
-def _dispatcher(writers: Sequence[ExploreWriter]) -> Any:
-    def dispatch(event: ExploreEvent) -> None:
-        for writer in writers:
-            try:
-                writer.handle_event(event)
-            except OSError as exc:  # one unwritable report must not lose the others
-                log.error("Could not write a report (%s): %s", type(writer).__name__, exc)
-
-    return dispatch
-
-
 def run(args: argparse.Namespace) -> int:
     """Explore; return the exit code."""
     values = resolve(args, OPTIONS, ENV_PREFIX)
     if values["url"]:
         validate_url(values["url"])
     redactor = Redactor([values["api_key"]])
-    handlers = logging.getLogger().handlers
-    for handler in handlers:
-        handler.addFilter(redactor)
-    try:
+    with redacted_logs(redactor):
         return _run(values, redactor)
-    finally:
-        for handler in handlers:
-            handler.removeFilter(redactor)
 
 
 def _run(values: dict[str, Any], redactor: Redactor) -> int:
-    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    run_id = new_run_id()
     report_dir: Path = values["report_dir"]
     out_dir = report_dir / run_id
-    _check_writable(out_dir, values["json"], values["junit"], values["markdown"])
+    make_report_dir(out_dir)
+    check_output_files({"--json": values["json"], "--junit": values["junit"], "--markdown": values["markdown"]})
     seed = values["seed"] if values["seed"] is not None else secrets.randbelow(2**32)
     writers = _writers(values, out_dir, redactor)
     settings = ExploreSettings(
@@ -188,7 +149,7 @@ def _run(values: dict[str, Any], redactor: Redactor) -> int:
             log.error("Could not write the reproducers: %s", exc)
 
     try:
-        with _endpoint(values["url"], values["api_key"]) as (url, builtin):
+        with endpoint(values["url"], values["api_key"]) as (url, builtin):
             info = ExploreInfo(
                 run_id=run_id,
                 url=url,
@@ -202,7 +163,7 @@ def _run(values: dict[str, Any], redactor: Redactor) -> int:
                 strict=settings.strict,
                 database=str(settings.database),
             )
-            explorer = Explorer(info, settings, _dispatcher(writers), api_key=values["api_key"], finish=finish)
+            explorer = Explorer(info, settings, dispatcher(writers), api_key=values["api_key"], finish=finish)
             try:
                 found = explorer.explore()
             except KeyboardInterrupt:

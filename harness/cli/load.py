@@ -16,24 +16,22 @@ import argparse
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from harness.cli.common import check_output_files, endpoint, make_report_dir, new_run_id
 from harness.cli.compare import GATE_OPTIONS, gate_summary, print_comparison, thresholds_of, write_outputs
 from harness.cli.options import Option, Subparsers, add_options, port, positive_float, positive_int, resolve
 from harness.compare import RunKind, RunView, compare_runs, load_run, require_kind
-from harness.endpoint import builtin_endpoint, validate_url
+from harness.endpoint import validate_url
 from harness.load.profiles import DEFAULT_RUN_TIME_S, PROFILES, stages
 from harness.load.slo import DEFAULT_SLOS, Slo, SloResult, evaluate, parse_slo
+from harness.reporting import write_report
 from mock_vapi.errors import ConfigError
 from mock_vapi.scenarios.loader import load_file
 
@@ -142,16 +140,6 @@ def add_parser(subparsers: Subparsers) -> None:
     )
     add_options(parser, OPTIONS, ENV_PREFIX)
     parser.set_defaults(handler=run)
-
-
-@contextmanager
-def _target(url: str | None, api_key: str | None) -> Iterator[str]:
-    if url:
-        validate_url(url)
-        yield url
-        return
-    with builtin_endpoint(api_key) as builtin:
-        yield builtin
 
 
 def _environment(values: dict[str, Any], prefix: Path, slo_lines: list[str]) -> dict[str, str]:
@@ -339,8 +327,7 @@ def _check(values: dict[str, Any]) -> None:
         raise ConfigError(f"--think-s: {values['think_s']!r} must be 0 <= LOW <= HIGH")
     if values["scenario"] is not None:
         load_file(values["scenario"])  # a bad file is named here, before Locust starts
-    if values["html"] is not None and values["html"].is_dir():
-        raise ConfigError(f"--html: {values['html']} is a directory; give a file name")
+    check_output_files({"--html": values["html"]}, folders_made=True)  # the recorder makes the folder
     if values["max_increase"] and values["baseline"] is None:
         raise ConfigError("--max-increase needs --baseline: it says how the run is compared with one")
 
@@ -364,9 +351,7 @@ def _gate(out_dir: Path, baseline: RunView, values: dict[str, Any]) -> bool:
     print_comparison(comparison)
     summary = json.loads(path.read_text(encoding="utf-8"))
     summary["comparison"] = comparison.document()
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_report(path, json.dumps(summary, indent=2) + "\n")
     write_outputs(comparison, markdown=out_dir / "comparison.md", html=out_dir / "comparison.html")
     for line in gate_summary(comparison):
         sys.stderr.write(line + "\n")
@@ -380,12 +365,8 @@ def run(args: argparse.Namespace) -> int:
     baseline = _baseline(values)
     slos: list[Slo] = values["slo"] or [parse_slo(text) for text in DEFAULT_SLOS]
     slo_lines = [f"{s.name}={s.limit:g}" for s in slos]
-    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-    out_dir = values["report_dir"] / run_id
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--report-dir: cannot create {out_dir}: {exc.strerror}") from None
+    out_dir = values["report_dir"] / new_run_id()
+    make_report_dir(out_dir)
     prefix = out_dir / "load"
     env = _environment(values, prefix, slo_lines)
     if values["worker"]:
@@ -396,7 +377,9 @@ def run(args: argparse.Namespace) -> int:
         if worker.signal is not None:
             return _SIGNAL_EXIT[signal.Signals(worker.signal)]
         return code
-    with _target(values["url"], values["api_key"]) as url:
+    if values["url"]:
+        validate_url(values["url"])
+    with endpoint(values["url"], values["api_key"]) as (url, _builtin):
         where = f", web UI on http://{values['web_host']}:{values['web_port']}" if values["web"] else ""
         sys.stderr.write(f"vapi-harness load: {values['profile']} against {url}{where}, reports in {out_dir}\n")
         locust = _Locust(_locust_command(values, url, prefix, out_dir), env)

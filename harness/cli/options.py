@@ -8,11 +8,15 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from mock_vapi.errors import ConfigError, did_you_mean
 
 __all__ = [
+    "ENDPOINT_OPTIONS",
+    "MAX_RUN_S_OPTION",
+    "REPORT_FILE_OPTIONS",
     "Handler",
     "Option",
     "Subparsers",
@@ -116,12 +120,31 @@ class Option:
         return f"{prefix}{self.dest.upper()}"
 
 
+# Options that `check` and `explore` declare alike: the endpoint, the bound on a run and the report files.
+ENDPOINT_OPTIONS = (
+    Option(
+        "--url", "Base URL of the custom LLM, as set in model.url; without it, the built-in endpoint", metavar="URL"
+    ),
+    Option(
+        "--api-key", "Key Vapi sends as 'Authorization: Bearer KEY' (prefer the environment variable)", metavar="KEY"
+    ),
+)
+MAX_RUN_S_OPTION = Option(
+    "--max-run-s", "Hard bound on the whole run; reports are still written", default=300.0, type=positive_float
+)
+REPORT_FILE_OPTIONS = (
+    Option("--json", "Also write the JSON report here", type=Path, metavar="PATH"),
+    Option("--junit", "Also write the JUnit XML report here", type=Path, metavar="PATH"),
+    Option("--markdown", "Also write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)", type=Path, metavar="PATH"),
+)
+
+
 def add_options(parser: argparse.ArgumentParser, options: Sequence[Option], env_prefix: str) -> None:
     """Declare `options` on `parser`; defaults are applied later by `resolve`."""
     for option in options:
         env_help = f"[env {option.env_name(env_prefix)}]"
         default = f" (default: {option.default})" if option.default not in (None, False, []) else ""
-        help_text = f"{option.help}{default} {env_help}"
+        help_text = f"{option.help}{default} {env_help}".replace("%", "%%")  # argparse formats help with %
         flags = [option.flag] if option.short is None else [option.short, option.flag]
         if option.flag_only:
             parser.add_argument(*flags, action="store_const", const=True, default=None, help=help_text)

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.load.stats import LOAD_SUMMARY_KIND
 from harness.metrics import METRICS
-from harness.reporting import SCHEMA_VERSION, validate_document
+from harness.reporting import SCHEMA_VERSION, TOOL_NAME, validate_document
 from mock_vapi.errors import ConfigError
 
 __all__ = [
@@ -126,19 +126,26 @@ def run_from_document(document: Any, source: str, path: Path | None = None) -> R
     raise ConfigError(f"{source}: not a vapi-harness report (check's report.json or load's load_vapi.json)")
 
 
-def _from_check(document: dict[str, Any], source: str) -> RunView:
+def _versioned(document: dict[str, Any], source: str, what: str, kind: str, newest: int) -> tuple[int, str]:
+    """A versioned document's schema version and the vapi-harness version that wrote it; one line when it is not
+    `what` ("a vapi-harness report") or its `kind` of schema is newer than this version reads."""
     version = document.get("schema_version")
     tool = document.get("tool")
-    if not isinstance(tool, dict) or tool.get("name") != "vapi-harness":
-        raise ConfigError(f"{source}: not a vapi-harness report (its tool is not vapi-harness)")
+    if not isinstance(tool, dict) or tool.get("name") != TOOL_NAME:
+        raise ConfigError(f"{source}: not {what} (its tool is not {TOOL_NAME})")
     written_by = str(tool.get("version", "?"))
     if not isinstance(version, int) or isinstance(version, bool):
-        raise ConfigError(f"{source}: not a vapi-harness report (schema_version {version!r} is not a number)")
-    if version > SCHEMA_VERSION:
+        raise ConfigError(f"{source}: not {what} (schema_version {version!r} is not a number)")
+    if version > newest:
         raise ConfigError(
-            f"{source}: report schema {version} (vapi-harness {written_by}) is newer than this "
-            f"vapi-harness reads ({SCHEMA_VERSION}); upgrade vapi-harness"
+            f"{source}: {kind} schema {version} (vapi-harness {written_by}) is newer than this "
+            f"vapi-harness reads ({newest}); upgrade vapi-harness"
         )
+    return version, written_by
+
+
+def _from_check(document: dict[str, Any], source: str) -> RunView:
+    version, written_by = _versioned(document, source, "a vapi-harness report", "report", SCHEMA_VERSION)
     if version < FIRST_SAMPLES_VERSION:
         raise ConfigError(
             f"{source}: report schema {version} (vapi-harness {written_by}) keeps no raw samples; "
@@ -219,16 +226,7 @@ def _from_explore(document: dict[str, Any], source: str) -> RunView:
     """An exploration keeps no latency samples: what compares is the distinct failures it found."""
     from harness.explore.reports import EXPLORE_SCHEMA_VERSION
 
-    version = document.get("schema_version")
-    tool = document.get("tool")
-    written_by = str(tool.get("version", "?")) if isinstance(tool, dict) else "?"
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ConfigError(f"{source}: not an explore report (schema_version {version!r} is not a number)")
-    if version > EXPLORE_SCHEMA_VERSION:
-        raise ConfigError(
-            f"{source}: explore report schema {version} (vapi-harness {written_by}) is newer than this "
-            f"vapi-harness reads ({EXPLORE_SCHEMA_VERSION}); upgrade vapi-harness"
-        )
+    _, written_by = _versioned(document, source, "an explore report", "explore report", EXPLORE_SCHEMA_VERSION)
     try:
         outcomes = {(ItemKind.FAILURE, str(f["key"])): "failed" for f in document["failures"]}
         settings = document.get("settings") or {}

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-import jsonschema
-
-from harness import __version__
 from harness.checks import Severity
 from harness.explore.results import ExploreEvent, ExploreFinished, ExploreResult, Failure
 from harness.protocol import Redactor
+from harness.reporting import EventWriter, document_header, run_header, schema_errors, shipped_schema, write_report
 
 __all__ = [
     "EXPLORE_SCHEMA_VERSION",
@@ -37,14 +33,8 @@ _BODY_LIMIT = 4000  # characters of a reply kept in a report
 _MARKDOWN_BODY_LIMIT = 3000  # characters of a request body in the Markdown summary
 
 
-class ExploreWriter(Protocol):
-    """Consumes the explorer's events, in order, and writes one format; it never sends anything."""
-
-    def handle_event(self, event: ExploreEvent) -> None:
-        """Take one event; an `OSError` means this writer's output could not be written (the others go on)."""
-
-    def close(self) -> None:
-        """Release what the writer holds; called once after the last event, also when the run was cut short."""
+class ExploreWriter(EventWriter[ExploreEvent], Protocol):
+    """Consumes the explorer's events (`explore`)."""
 
 
 def _request(failure: Failure, redactor: Redactor) -> dict[str, Any]:
@@ -96,15 +86,9 @@ def explore_document(run: ExploreResult, redactor: Redactor) -> dict[str, Any]:
     failures = run.failures_first
     median = run.own_ms_median
     return {
-        "schema_version": EXPLORE_SCHEMA_VERSION,
-        "tool": {"name": "vapi-harness", "version": __version__},
+        **document_header(EXPLORE_SCHEMA_VERSION),
         "command": "explore",
-        "run_id": info.run_id,
-        "started_at": info.started_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "verdict": "passed" if run.passed else "failed",
-        "interrupted": run.interrupted,
-        "stopped_early": redactor.text(run.stopped_early) if run.stopped_early else None,
+        **run_header(run, redactor),
         "notes": [redactor.text(n) for n in run.notes],
         "target": {"url": redactor.text(info.url), "builtin": info.builtin, "authenticated": info.authenticated},
         "settings": {
@@ -129,18 +113,14 @@ def explore_document(run: ExploreResult, redactor: Redactor) -> dict[str, Any]:
     }
 
 
-@cache
 def explore_schema() -> dict[str, Any]:
     """The JSON Schema every exploration report validates against (shipped in the package)."""
-    text = resources.files("harness").joinpath("schema/explore-report.schema.json").read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return shipped_schema("explore-report.schema.json")
 
 
 def validate_explore_document(document: Any) -> list[str]:
     """Schema errors of an exploration report, with JSON paths; [] when valid."""
-    validator = jsonschema.Draft202012Validator(explore_schema())
-    return [f"{e.json_path}: {e.message}" for e in validator.iter_errors(document)]
+    return schema_errors(explore_schema(), document)
 
 
 def _request_text(failure: Failure, redactor: Redactor, limit: int | None = None) -> str:
@@ -253,18 +233,7 @@ class _FileWriter:
         """Write on `ExploreFinished`."""
         if not isinstance(event, ExploreFinished):
             return
-        data = self.render(event.run).encode("utf-8")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.append:
-            with self.path.open("ab") as handle:
-                handle.write(data)
-            return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_bytes(data)
-        try:
-            tmp.replace(self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_report(self.path, self.render(event.run), append=self.append)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -13,23 +13,11 @@ from rich.text import Text
 from harness.checks import Severity
 from harness.explore.results import ExampleJudged, ExploreEvent, ExploreFinished, ExploreResult, ExploreStarted, Failure
 from harness.protocol import Redactor
+from harness.reporting import INDENT, MARKS, first_line, print_line
 
 __all__ = ["ExploreTerminal", "render_summary"]
 
-_INDENT = "       "  # under a result mark: " FAIL  "
-_MARKS = {"FAIL": "bold red", "WARN": "yellow"}
 _QUOTE_CHARS = 60
-
-
-def _line(console: Console, text: str | Text, style: str = "") -> None:
-    """One line, cut to the console's width (never wrapped)."""
-    line = text if isinstance(text, Text) else Text(text, style=style)
-    line.truncate(console.width, overflow="ellipsis")
-    console.print(line, no_wrap=True, overflow="ellipsis", crop=True)
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 def _shape(failure: Failure, redactor: Redactor) -> str:
@@ -53,13 +41,13 @@ def _shape(failure: Failure, redactor: Redactor) -> str:
 def _failure(failure: Failure, console: Console, redactor: Redactor) -> None:
     mark = "FAIL" if failure.severity is Severity.ERROR else "WARN"
     steps = f"seen {failure.examples}x, {failure.shrink_steps} shrink steps"
-    _line(console, Text.assemble((f" {mark}  ", _MARKS[mark]), (failure.key.check, "bold"), f"  {steps}"))
-    for text in (failure.finding.title, _first_line(failure.finding.detail)):
+    print_line(console, Text.assemble((f" {mark}  ", MARKS[mark]), (failure.key.check, "bold"), f"  {steps}"))
+    for text in (failure.finding.title, first_line(failure.finding.detail)):
         if text:
-            _line(console, _INDENT + redactor.text(text))
-    _line(console, _INDENT + "smallest: " + _shape(failure, redactor), "dim")
+            print_line(console, INDENT + redactor.text(text))
+    print_line(console, INDENT + "smallest: " + _shape(failure, redactor), "dim")
     if failure.reproducer is not None:  # folded, not cut: the path is there to be copied
-        replay = Text(_INDENT + f"replay: vapi-harness check --url URL --replay {failure.reproducer}")
+        replay = Text(INDENT + f"replay: vapi-harness check --url URL --replay {failure.reproducer}")
         console.print(replay, overflow="fold")
 
 
@@ -80,13 +68,13 @@ def render_summary(run: ExploreResult, console: Console, redactor: Redactor) -> 
         line.append(" (strict: warnings fail)")
     console.print(line)
     if run.rejected:
-        _line(console, f"{run.rejected} generated requests broke one of Vapi's rules and were not sent", "dim")
+        print_line(console, f"{run.rejected} generated requests broke one of Vapi's rules and were not sent", "dim")
     for note in run.notes:
-        _line(console, f"Note: {redactor.text(note)}", "yellow")
+        print_line(console, f"Note: {redactor.text(note)}", "yellow")
     if run.stopped_early:
-        _line(console, f"Stopped early: {redactor.text(run.stopped_early)}")
+        print_line(console, f"Stopped early: {redactor.text(run.stopped_early)}")
     if run.interrupted:
-        _line(console, f"Interrupted ({run.interrupted}): the reports hold what was found until then.")
+        print_line(console, f"Interrupted ({run.interrupted}): the reports hold what was found until then.")
 
 
 class ExploreTerminal:
@@ -105,7 +93,7 @@ class ExploreTerminal:
         if isinstance(event, ExploreStarted):
             info = event.info
             where = f"{info.url} (built-in endpoint)" if info.builtin else info.url
-            _line(self.err, f"vapi-harness: exploring {self.redactor.text(where)}, seed {info.seed}")
+            print_line(self.err, f"vapi-harness: exploring {self.redactor.text(where)}, seed {info.seed}")
             self._start(info.max_examples)
         elif isinstance(event, ExampleJudged):
             self._advance(event)

@@ -1,22 +1,28 @@
-"""What a report writer is: the one type `check` hands run events to."""
+"""What a report writer is: the one type each command hands its events to."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from harness.results import RunEvent
 
-__all__ = ["ReportSection", "RunWriter"]
+__all__ = ["EventWriter", "ReportSection", "RunWriter"]
+
+E_contra = TypeVar("E_contra", contravariant=True)
 
 
-class RunWriter(Protocol):
-    """Consumes the runner's events, in order, and writes one format; it never sends anything."""
+class EventWriter(Protocol[E_contra]):
+    """Consumes a command's events, in order, and writes one format; it never sends anything."""
 
-    def handle_event(self, event: RunEvent) -> None:
+    def handle_event(self, event: E_contra) -> None:
         """Take one event; an `OSError` means this writer's output could not be written (the others go on)."""
 
     def close(self) -> None:
         """Release what the writer holds; called once after the last event, also when the run was cut short."""
+
+
+class RunWriter(EventWriter[RunEvent], Protocol):
+    """Consumes the runner's events (`check`)."""
 
 
 class ReportSection(Protocol):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema
 
@@ -17,10 +18,22 @@ from harness.results import ExchangeResult, RunResult
 from harness.scenarios.runner import ScenarioResult
 from mock_vapi.exchange import Exchange
 
-__all__ = ["SCHEMA_VERSION", "TIMELINE_LIMIT", "report_schema", "run_document", "validate_document"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "TIMELINE_LIMIT",
+    "TOOL_NAME",
+    "document_header",
+    "report_schema",
+    "run_document",
+    "run_header",
+    "schema_errors",
+    "shipped_schema",
+    "validate_document",
+]
 
 SCHEMA_VERSION = 3  # 3: the optional `comparison` block (check --baseline); reports of 2 still validate
 TIMELINE_LIMIT = 2000
+TOOL_NAME = "vapi-harness"  # the `tool.name` of every versioned document we write
 _BODY_LIMIT = 4000
 _CONTENT_LIMIT = 200
 
@@ -143,18 +156,56 @@ def _scenario(result: ScenarioResult, redactor: Redactor) -> dict[str, Any]:
     }
 
 
-def run_document(run: RunResult, redactor: Redactor) -> dict[str, Any]:
-    """The JSON report of `run`, secrets redacted."""
-    info = run.info
+class _Started(Protocol):
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def started_at(self) -> datetime: ...
+
+
+class _Ended(Protocol):
+    """A run of any command, complete or not: what every one of its documents says first."""
+
+    @property
+    def info(self) -> _Started: ...
+
+    @property
+    def finished_at(self) -> datetime | None: ...
+
+    @property
+    def interrupted(self) -> str | None: ...
+
+    @property
+    def stopped_early(self) -> str | None: ...
+
+    @property
+    def passed(self) -> bool: ...
+
+
+def run_header(run: _Ended, redactor: Redactor) -> dict[str, Any]:
+    """Which run a document is of, when it ran, its verdict and whether it was cut short."""
     return {
-        "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "vapi-harness", "version": __version__},
-        "run_id": info.run_id,
-        "started_at": info.started_at.isoformat(),
+        "run_id": run.info.run_id,
+        "started_at": run.info.started_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "verdict": "passed" if run.passed else "failed",
         "interrupted": run.interrupted,
         "stopped_early": redactor.text(run.stopped_early) if run.stopped_early else None,
+    }
+
+
+def document_header(schema_version: int) -> dict[str, Any]:
+    """The first keys of every versioned document we write: its schema's version and the tool that wrote it."""
+    return {"schema_version": schema_version, "tool": {"name": TOOL_NAME, "version": __version__}}
+
+
+def run_document(run: RunResult, redactor: Redactor) -> dict[str, Any]:
+    """The JSON report of `run`, secrets redacted."""
+    info = run.info
+    return {
+        **document_header(SCHEMA_VERSION),
+        **run_header(run, redactor),
         "target": {
             "url": redactor.text(info.url),
             "model": info.model,
@@ -200,14 +251,24 @@ def run_document(run: RunResult, redactor: Redactor) -> dict[str, Any]:
 
 
 @cache
-def report_schema() -> dict[str, Any]:
-    """The JSON Schema every report validates against (shipped in the package)."""
-    text = resources.files("harness").joinpath("schema/report.schema.json").read_text(encoding="utf-8")
+def shipped_schema(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped in the package (`schema/NAME`)."""
+    text = resources.files("harness").joinpath(f"schema/{name}").read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
 
+def schema_errors(schema: dict[str, Any], document: Any) -> list[str]:
+    """Where `document` breaks `schema`, with JSON paths; [] when valid."""
+    validator = jsonschema.Draft202012Validator(schema)
+    return [f"{e.json_path}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema every report validates against (shipped in the package)."""
+    return shipped_schema("report.schema.json")
+
+
 def validate_document(document: Any) -> list[str]:
     """Schema errors of a report document, with JSON paths; [] when valid."""
-    validator = jsonschema.Draft202012Validator(report_schema())
-    return [f"{e.json_path}: {e.message}" for e in validator.iter_errors(document)]
+    return schema_errors(report_schema(), document)

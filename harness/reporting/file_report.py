@@ -10,7 +10,24 @@ from harness.protocol import Redactor
 from harness.reporting.base import ReportSection
 from harness.results import RunEvent, RunFinished, RunResult
 
-__all__ = ["FileReport"]
+__all__ = ["FileReport", "write_report"]
+
+
+def write_report(path: Path, content: str | bytes, *, append: bool = False) -> None:
+    """Write a report's file, its folder made if missing: appended to its end (a CI step summary), or replaced
+    whole so that a reader never sees it half written."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if append:
+        with path.open("ab") as handle:
+            handle.write(data)
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    try:
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class FileReport:
@@ -31,19 +48,7 @@ class FileReport:
         """Write on `RunFinished`; a replaced file is never seen half written."""
         if not isinstance(event, RunFinished):
             return
-        content = self.render(event.run)
-        data = content.encode("utf-8") if isinstance(content, str) else content
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.append:
-            with self.path.open("ab") as handle:
-                handle.write(data)
-            return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_bytes(data)
-        try:
-            tmp.replace(self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_report(self.path, self.render(event.run), append=self.append)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -31,20 +31,21 @@ from harness.results import (
 from harness.scenarios.runner import ScenarioResult
 from mock_vapi.exchange import Exchange
 
-__all__ = ["TerminalReport", "render_results"]
+__all__ = ["INDENT", "MARKS", "TerminalReport", "first_line", "print_line", "render_results"]
 
-_INDENT = "       "  # under a result mark: " FAIL  "
-_MARKS = {"FAIL": "bold red", "WARN": "yellow", "PASS": "green"}
+INDENT = "       "  # under a result mark: " FAIL  "
+MARKS = {"FAIL": "bold red", "WARN": "yellow", "PASS": "green"}
 
 
-def _line(console: Console, text: str | Text, style: str = "") -> None:
+def print_line(console: Console, text: str | Text, style: str = "") -> None:
     """One line, cut to the console's width (never wrapped)."""
     line = text if isinstance(text, Text) else Text(text, style=style)
     line.truncate(console.width, overflow="ellipsis")
     console.print(line, no_wrap=True, overflow="ellipsis", crop=True)
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
+    """The first line of a message, or "" for an empty one."""
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
@@ -52,10 +53,12 @@ def _failed(summary: CheckSummary, console: Console, redactor: Redactor) -> None
     mark = "FAIL" if summary.worst is Severity.ERROR else "WARN"
     result, finding = summary.failures_first[0]
     more = f" (+{len(summary.failures) - 1} more)" if len(summary.failures) > 1 else ""
-    _line(console, Text.assemble((f" {mark}  ", _MARKS[mark]), (summary.id, "bold"), f"  {result.probe.name}{more}"))
-    for text in (finding.title, _first_line(finding.detail), f"({finding.note})" if finding.note else ""):
+    print_line(
+        console, Text.assemble((f" {mark}  ", MARKS[mark]), (summary.id, "bold"), f"  {result.probe.name}{more}")
+    )
+    for text in (finding.title, first_line(finding.detail), f"({finding.note})" if finding.note else ""):
         if text:
-            _line(console, _INDENT + redactor.text(text))
+            print_line(console, INDENT + redactor.text(text))
 
 
 def _checks(run: RunResult, console: Console, redactor: Redactor, verbose: bool) -> None:
@@ -69,21 +72,21 @@ def _checks(run: RunResult, console: Console, redactor: Redactor, verbose: bool)
         _failed(summary, console, redactor)
     if verbose:
         for summary in passed:
-            _line(
-                console, Text.assemble((" PASS  ", _MARKS["PASS"]), summary.id, (f"  {summary.runs} requests", "dim"))
+            print_line(
+                console, Text.assemble((" PASS  ", MARKS["PASS"]), summary.id, (f"  {summary.runs} requests", "dim"))
             )
     elif passed:
-        _line(console, Text(f" {len(passed)} checks passed (-v lists them)", style="green"))
+        print_line(console, Text(f" {len(passed)} checks passed (-v lists them)", style="green"))
     if unjudged:
         by_reason: dict[str, list[str]] = {}
         for summary in unjudged:
             by_reason.setdefault(summary.not_judged_reason, []).append(summary.id)
-        _line(console, f" {len(unjudged)} not judged (nothing to judge; not counted as passed):", "dim")
+        print_line(console, f" {len(unjudged)} not judged (nothing to judge; not counted as passed):", "dim")
         for reason, ids in by_reason.items():
-            _line(console, f"   {redactor.text(reason)}:", "dim")
-            width = max(console.width - len(_INDENT), 20)
+            print_line(console, f"   {redactor.text(reason)}:", "dim")
+            width = max(console.width - len(INDENT), 20)
             for names in textwrap.wrap(", ".join(ids), width, break_on_hyphens=False, break_long_words=False):
-                _line(console, _INDENT + names, "dim")
+                print_line(console, INDENT + names, "dim")
 
 
 def _latency(run: RunResult, console: Console) -> None:
@@ -131,7 +134,7 @@ def _first_failure(result: ScenarioResult) -> str:
     for turn in result.turns:
         reasons = [e.message for e in turn.failed_expectations] + turn.failed_checks
         if reasons:
-            return f"turn {turn.index}: {_first_line(reasons[0])}"
+            return f"turn {turn.index}: {first_line(reasons[0])}"
     return ""
 
 
@@ -142,15 +145,15 @@ def _render_scenarios(results: list[ScenarioResult], console: Console, redactor:
         requests = sum(len(t.exchanges) for t in result.turns)
         mark = "PASS" if result.passed else "FAIL"
         figures = f"  {passed_turns}/{len(result.turns)} turns, {requests} requests, {result.ended_reason}"
-        _line(console, Text.assemble((f" {mark}  ", _MARKS[mark]), (redactor.text(result.label), "bold"), figures))
+        print_line(console, Text.assemble((f" {mark}  ", MARKS[mark]), (redactor.text(result.label), "bold"), figures))
         if not result.passed:
-            _line(console, _INDENT + redactor.text(_first_failure(result)))
+            print_line(console, INDENT + redactor.text(_first_failure(result)))
     for result in results:
         if result.passed:
             continue
         console.print(Text(f"Transcript of {result.label} ({result.source}):", style="bold"))
         for role, text in result.transcript[-40:]:
-            _line(console, Text(f"  {role:>11}: ", style="dim") + Text(redactor.text(text)))
+            print_line(console, Text(f"  {role:>11}: ", style="dim") + Text(redactor.text(text)))
 
 
 class _InFlight:
@@ -194,7 +197,7 @@ class TerminalReport:
             self._name_width = max((len(name) for name in info.probes), default=20)
             where = f"{info.url} (built-in endpoint)" if info.builtin else info.url
             what = f"{len(info.scenarios)} scenarios" if info.suites else f"{len(info.probes)} probes"
-            _line(self.err, f"vapi-harness: checking {self.redactor.text(where)}, {what}")
+            print_line(self.err, f"vapi-harness: checking {self.redactor.text(where)}, {what}")
         elif isinstance(event, ProbeStarted):
             self._stop_live()
             if event.exchange is not None and self.err.is_terminal:
@@ -210,7 +213,7 @@ class TerminalReport:
             mark = Text("✓", style="green") if result.passed else Text("✗", style="red")
             turns = f"{sum(t.passed for t in result.turns)}/{len(result.turns)} turns"
             label = self.redactor.text(result.label)
-            _line(self.err, Text.assemble(" ", mark, f" {label}  {turns}  {result.ended_reason}"))
+            print_line(self.err, Text.assemble(" ", mark, f" {label}  {turns}  {result.ended_reason}"))
         elif isinstance(event, RunFinished):
             self._stop_live()
             render_results(event.run, self.out, self.redactor, verbose=self.verbose)
@@ -235,7 +238,7 @@ class TerminalReport:
             parts.append(f"  {failed[0].check}: {self.redactor.text(failed[0].title)}")
             if not errors and failed[0].note:
                 parts.append(Text(f" ({failed[0].note})", style="dim"))
-        _line(self.err, Text.assemble(*parts))
+        print_line(self.err, Text.assemble(*parts))
 
     def close(self) -> None:
         """Stop the live line if a run ended without its final event."""

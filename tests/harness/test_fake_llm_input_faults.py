@@ -12,17 +12,9 @@ from typing import Any
 import pytest
 
 from harness.checks import Severity, Status
+from harness.fake_llm import triggers
 from harness.fake_llm.script import INPUT_FAULTS, Fault, set_off
-from harness.fake_llm.triggers import (
-    LONG_HISTORY_MESSAGES,
-    LONG_TOOL_RESULT_CHARS,
-    has_astral_text,
-    has_deep_metadata,
-    has_long_tool_result,
-    has_parallel_tool_calls,
-    is_long_history,
-    is_web_call,
-)
+from harness.fake_llm.triggers import LONG_HISTORY_MESSAGES, LONG_TOOL_RESULT_CHARS
 from harness.judging import judge_exchange
 from harness.servers import ServerThread
 from harness.suite import SYSTEM_PROMPT, WEATHER_TOOL, Probe
@@ -145,43 +137,43 @@ def test_the_default_suite_sends_no_input_class(
 
 
 def test_astral_text_is_a_character_beyond_the_bmp_in_any_message() -> None:
-    assert has_astral_text(Turn((_user("ok \U0001f44d"),)).body())
-    assert has_astral_text(_AFTER_TOOL.with_result("\U0001f600").body())
-    assert not has_astral_text(Turn((_user("caf\u00e9 \u4f60\u597d \u05e9\u05dc\u05d5\u05dd \u2764"),)).body())
-    assert not has_astral_text(Turn(metadata={"emoji": "\U0001f600"}).body())  # metadata is not a message
+    assert triggers.has_astral_text(Turn((_user("ok \U0001f44d"),)).body())
+    assert triggers.has_astral_text(_AFTER_TOOL.with_result("\U0001f600").body())
+    assert not triggers.has_astral_text(Turn((_user("caf\u00e9 \u4f60\u597d \u05e9\u05dc\u05d5\u05dd \u2764"),)).body())
+    assert not triggers.has_astral_text(Turn(metadata={"emoji": "\U0001f600"}).body())  # metadata is not a message
 
 
 def test_a_long_history_has_more_than_40_messages() -> None:
     body = _LONG.body()
-    assert len(body["messages"]) == LONG_HISTORY_MESSAGES + 2 and is_long_history(body)
+    assert len(body["messages"]) == LONG_HISTORY_MESSAGES + 2 and triggers.is_long_history(body)
     body["messages"] = body["messages"][:LONG_HISTORY_MESSAGES]
-    assert not is_long_history(body)
+    assert not triggers.is_long_history(body)
 
 
 def test_a_web_call_has_vapi_extras_but_no_customer() -> None:
-    assert is_web_call(Turn(web=True).body())
-    assert is_web_call(Turn(web=True, mode=MetadataSendMode.DESTRUCTURED).body())
-    assert not is_web_call(_ORDINARY.body())
-    assert not is_web_call(Turn(web=True, mode=MetadataSendMode.OFF).body())
+    assert triggers.is_web_call(Turn(web=True).body())
+    assert triggers.is_web_call(Turn(web=True, mode=MetadataSendMode.DESTRUCTURED).body())
+    assert not triggers.is_web_call(_ORDINARY.body())
+    assert not triggers.is_web_call(Turn(web=True, mode=MetadataSendMode.OFF).body())
 
 
 @pytest.mark.parametrize("mode", [MetadataSendMode.VARIABLE, MetadataSendMode.DESTRUCTURED])
 def test_deep_metadata_is_three_levels_deep_or_a_non_ascii_key(mode: MetadataSendMode) -> None:
-    assert has_deep_metadata(Turn(metadata={"a": {"b": {"c": 1}}}, mode=mode).body())
-    assert has_deep_metadata(Turn(metadata={"a": [[1]]}, mode=mode).body())
-    assert has_deep_metadata(Turn(metadata={"cl\u00e9": "v"}, mode=mode).body())
-    assert has_deep_metadata(Turn(metadata={"a": {"\u540d": 1}}, mode=mode).body())
-    assert not has_deep_metadata(Turn(metadata={"a": {"b": 1}, "c": "\u00e9\U0001f600"}, mode=mode).body())
-    assert not has_deep_metadata(Turn(metadata={"a": {"b": {"c": 1}}}, mode=MetadataSendMode.OFF).body())
+    assert triggers.has_deep_metadata(Turn(metadata={"a": {"b": {"c": 1}}}, mode=mode).body())
+    assert triggers.has_deep_metadata(Turn(metadata={"a": [[1]]}, mode=mode).body())
+    assert triggers.has_deep_metadata(Turn(metadata={"cl\u00e9": "v"}, mode=mode).body())
+    assert triggers.has_deep_metadata(Turn(metadata={"a": {"\u540d": 1}}, mode=mode).body())
+    assert not triggers.has_deep_metadata(Turn(metadata={"a": {"b": 1}, "c": "\u00e9\U0001f600"}, mode=mode).body())
+    assert not triggers.has_deep_metadata(Turn(metadata={"a": {"b": {"c": 1}}}, mode=MetadataSendMode.OFF).body())
 
 
 def test_parallel_tool_calls_are_two_calls_in_one_message() -> None:
-    assert has_parallel_tool_calls(_PARALLEL.body())
+    assert triggers.has_parallel_tool_calls(_PARALLEL.body())
     two_rounds = (_user("Paris?"), _calls("c1"), _result("c1"), _user("Rome?"), _calls("c2"), _result("c2"))
-    assert not has_parallel_tool_calls(Turn(two_rounds).body())
+    assert not triggers.has_parallel_tool_calls(Turn(two_rounds).body())
 
 
 def test_a_long_tool_result_is_longer_than_2000_characters() -> None:
-    assert has_long_tool_result(_LONG_RESULT.body())
-    assert not has_long_tool_result(_AFTER_TOOL.with_result("x" * LONG_TOOL_RESULT_CHARS).body())
-    assert not has_long_tool_result(Turn((_user("x" * 5000),)).body())  # a long user message is not a result
+    assert triggers.has_long_tool_result(_LONG_RESULT.body())
+    assert not triggers.has_long_tool_result(_AFTER_TOOL.with_result("x" * LONG_TOOL_RESULT_CHARS).body())
+    assert not triggers.has_long_tool_result(Turn((_user("x" * 5000),)).body())  # a long user message is not a result

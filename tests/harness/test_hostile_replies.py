@@ -335,8 +335,9 @@ def test_an_event_nested_100000_deep_is_not_json_and_says_why() -> None:
 
 def test_tool_call_arguments_nested_100000_deep_are_not_json_and_say_why() -> None:
     call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": "[" * DEEP}}
-    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-             "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [call]}, "finish_reason": None}]}  # fmt: skip
+    delta = {"role": "assistant", "tool_calls": [call]}
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": None}]
     done = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
     data = json.dumps(chunk).encode() + b"\n\ndata: " + json.dumps(done).encode()
     exchange, _ = asyncio.run(read_reply(_deep_stream(data)))

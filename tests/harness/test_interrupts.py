@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import pytest
 from harness.reporting import validate_document
 from harness.servers import ServerThread
 from tests.commands import run_command
+from tests.conftest import interrupt_when
 
 pytestmark = pytest.mark.slow
 
@@ -40,20 +40,8 @@ def test_ctrl_c_writes_partial_reports(fake_llm: Callable[..., ServerThread], tm
     report_path = tmp_path / "report.json"
     command = [sys.executable, "-m", "harness", "check", "--url", f"{server.url}/v1"]
     command += ["--json", str(report_path), "--report-dir", str(tmp_path / "reports")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    try:
-        for _ in range(200):  # bounded: read progress lines until the first probe has finished
-            line = process.stderr.readline()
-            if "stream_basic" in line or not line:
-                break
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 130
+    code, err = interrupt_when(command, "stream_basic")  # once the first probe has finished
+    assert code == 130
     assert "Partial reports" in err
     report = json.loads(report_path.read_text())
     assert report["interrupted"] == "Ctrl-C"

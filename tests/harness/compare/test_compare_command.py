@@ -244,3 +244,13 @@ def test_a_report_of_schema_2_still_validates_and_compares(
     assert validate_document(json.loads(older.read_text())) == []
     code, out, _ = _compare(capsys, older, runs["fast"])
     assert code == 0 and "No regression." in out
+
+
+@pytest.mark.parametrize("command", ["check", "compare", "load", "explore"])
+def test_help_shows_the_gate_options_percent_signs(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    if command != "explore":  # explore is not gated on a baseline
+        assert "20%+50ms" in out and "--max-increase" in out

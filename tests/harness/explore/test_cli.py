@@ -2,51 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import signal
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.cli import main
 from harness.explore.reports import validate_explore_document
 from harness.servers import ServerThread
+from tests.conftest import CliRun, interrupt_when
 
 API_KEY = "sk-explore-cli-secret-987654"
 
 
-@dataclass
-class Explored:
-    code: int
-    out: str
-    err: str
-    report: dict[str, Any] | None
-
-
 @pytest.fixture
-def explore_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Explored]:
+def explore_cli(run_cli: Callable[..., CliRun]) -> Callable[..., CliRun]:
     """Run `vapi-harness explore` in-process, quiet, with its reports under `tmp_path`; the JSON report read back."""
-
-    def run(*args: str) -> Explored:
-        argv = ["explore", *args]
-        report = tmp_path / f"explore-{len(list(tmp_path.glob('explore-*.json')))}.json"
-        if "--json" not in argv:
-            argv += ["--json", str(report)]
-        if "--report-dir" not in argv:
-            argv += ["--report-dir", str(tmp_path / "reports")]
-        argv.append("--quiet")
-        code = main(argv)
-        captured = capsys.readouterr()
-        document = json.loads(report.read_text()) if report.exists() else None
-        return Explored(code, captured.out, captured.err, document)
-
-    return run
+    return functools.partial(run_cli, "explore")
 
 
 @pytest.mark.parametrize(
@@ -60,9 +36,11 @@ def explore_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[
         (["--concurrency", "1000"], "--concurrency: '1000' must be at most 64"),
         (["--max-run-s", "0"], "--max-run-s: '0' must be greater than 0"),
         (["--url", "ftp://example.com/v1"], "--url:"),
+        (["--junit", "."], "--junit: . is a directory; give a file name"),
+        (["--markdown", "no-such-folder/x.md"], "--markdown: the folder no-such-folder does not exist"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, explore_cli: Callable[..., Explored]) -> None:
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, explore_cli: Callable[..., CliRun]) -> None:
     result = explore_cli(*args)
     assert result.code == 2
     [line] = result.err.strip().splitlines()
@@ -71,7 +49,7 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, explore
 
 
 def test_a_bad_environment_variable_is_named(
-    explore_cli: Callable[..., Explored], monkeypatch: pytest.MonkeyPatch
+    explore_cli: Callable[..., CliRun], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VAPI_HARNESS_EXPLORE_MAX_EXAMPLES", "lots")
     result = explore_cli()
@@ -80,7 +58,7 @@ def test_a_bad_environment_variable_is_named(
 
 
 def test_the_flag_wins_over_the_environment(
-    fake_llm: Callable[..., ServerThread], explore_cli: Callable[..., Explored], monkeypatch: pytest.MonkeyPatch
+    fake_llm: Callable[..., ServerThread], explore_cli: Callable[..., CliRun], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = fake_llm(ttft_ms=0, chunk_delay_ms=0)
     monkeypatch.setenv("VAPI_HARNESS_EXPLORE_MAX_EXAMPLES", "3")
@@ -94,7 +72,7 @@ def test_the_flag_wins_over_the_environment(
     assert flagged.report is not None and flagged.report["summary"]["examples"] == 5
 
 
-def test_the_builtin_endpoint_fails_nothing(explore_cli: Callable[..., Explored], tmp_path: Path) -> None:
+def test_the_builtin_endpoint_fails_nothing(explore_cli: Callable[..., CliRun], tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
     markdown = tmp_path / "summary.md"
     result = explore_cli(
@@ -115,7 +93,7 @@ def test_the_builtin_endpoint_fails_nothing(explore_cli: Callable[..., Explored]
 
 def test_a_fault_fails_with_a_reproducer_check_replays(
     fake_llm: Callable[..., ServerThread],
-    explore_cli: Callable[..., Explored],
+    explore_cli: Callable[..., CliRun],
     run_cli: Callable[..., Any],
     tmp_path: Path,
 ) -> None:
@@ -152,20 +130,8 @@ def test_ctrl_c_exits_130_with_what_was_found(fake_llm: Callable[..., ServerThre
     report_path = tmp_path / "explore.json"
     command = [sys.executable, "-m", "harness", "explore", "--url", f"{server.url}/v1", "--seed", "1"]
     command += ["--json", str(report_path), "--report-dir", str(tmp_path / "reports")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    try:
-        for _ in range(200):  # bounded: read stderr until the first failure is announced
-            line = process.stderr.readline()
-            if "new failure" in line or not line:
-                break
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 130, err
+    code, err = interrupt_when(command, "new failure")  # once the first failure is announced
+    assert code == 130, err
     assert "Interrupted" in err and "Traceback" not in err
     report = json.loads(report_path.read_text())
     assert report["interrupted"] == "Ctrl-C"
@@ -175,7 +141,7 @@ def test_ctrl_c_exits_130_with_what_was_found(fake_llm: Callable[..., ServerThre
     assert validate_explore_document(report) == []
 
 
-def test_the_run_bound_is_reported(fake_llm: Callable[..., ServerThread], explore_cli: Callable[..., Explored]) -> None:
+def test_the_run_bound_is_reported(fake_llm: Callable[..., ServerThread], explore_cli: Callable[..., CliRun]) -> None:
     server = fake_llm(ttft_ms=300)
     result = explore_cli("--url", f"{server.url}/v1", "--max-run-s", "1")
     assert result.code == 1
@@ -185,7 +151,7 @@ def test_the_run_bound_is_reported(fake_llm: Callable[..., ServerThread], explor
 
 
 def test_strict_fails_on_a_warning_and_the_markdown_is_appended(
-    fake_llm: Callable[..., ServerThread], explore_cli: Callable[..., Explored], tmp_path: Path
+    fake_llm: Callable[..., ServerThread], explore_cli: Callable[..., CliRun], tmp_path: Path
 ) -> None:
     server = fake_llm(faults={"no-done"}, ttft_ms=0, chunk_delay_ms=0)
     summary = tmp_path / "summary.md"

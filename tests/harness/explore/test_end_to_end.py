@@ -5,33 +5,23 @@ and passes against the built-in endpoint."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.cli import main
 from harness.fake_llm import Fault
 from harness.fake_llm.script import INPUT_FAULTS
 from harness.fake_llm.triggers import LONG_HISTORY_MESSAGES, LONG_TOOL_RESULT_CHARS
+from harness.fake_llm.triggers import _strings as strings  # the triggers' own walk over a message's texts
 from harness.servers import ServerThread
+from tests.conftest import CliRun
 
 pytestmark = pytest.mark.slow
 
 SHORT_TEXT = 40  # characters: what a shrunk message's text is at most, but for the trigger itself
 FEW_MESSAGES = 10  # a system prompt, a few short past turns and the turn that sets the fault off
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
 
 
 def _small(fault: Fault, body: Mapping[str, Any]) -> list[str]:
@@ -43,7 +33,7 @@ def _small(fault: Fault, body: Mapping[str, Any]) -> list[str]:
         problems.append(f"{len(messages)} messages")
     for index, message in enumerate(messages):
         limit = LONG_TOOL_RESULT_CHARS * 2 if message.get("role") == "tool" else SHORT_TEXT
-        longest = max((len(text) for text in _strings(message.get("content"))), default=0)
+        longest = max((len(text) for text in strings(message.get("content"))), default=0)
         if longest > limit:
             problems.append(f"messages[{index}] holds {longest} characters")
     return problems
@@ -53,18 +43,13 @@ def _small(fault: Fault, body: Mapping[str, Any]) -> list[str]:
 def test_explore_finds_shrinks_and_saves_each_input_fault(
     fault: Fault,
     fake_llm: Callable[..., ServerThread],
-    run_cli: Callable[..., Any],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    run_cli: Callable[..., CliRun],
 ) -> None:
     server = fake_llm(faults={fault.value}, ttft_ms=0, chunk_delay_ms=0)
     url = f"{server.url}/v1"
-    report_path = tmp_path / "explore.json"
-    argv = ["explore", "--url", url, "--seed", "1", "--max-examples", "200", "--json", str(report_path)]
-    code = main([*argv, "--report-dir", str(tmp_path / "reports"), "--quiet"])
-    out = capsys.readouterr().out
-    assert code == 1, out
-    report = json.loads(report_path.read_text())
+    explored = run_cli("explore", "--url", url, "--seed", "1", "--max-examples", "200")
+    out, report = explored.out, explored.report
+    assert explored.code == 1 and report is not None, out
     assert report["failures"], out
     triggered = INPUT_FAULTS[fault]
     for failure in report["failures"]:

@@ -16,14 +16,9 @@ from pydantic import TypeAdapter
 
 from harness.explore.rules import rule_problems
 from harness.explore.strategies import CALL_KINDS, FIRST_MESSAGE_MODES, Conversation, conversations
-from harness.fake_llm.triggers import (
-    has_astral_text,
-    has_deep_metadata,
-    has_long_tool_result,
-    has_parallel_tool_calls,
-    is_long_history,
-    is_web_call,
-)
+from harness.fake_llm import Fault
+from harness.fake_llm.script import INPUT_FAULTS
+from harness.fake_llm.triggers import is_web_call
 from harness.protocol import CHAT_PARAMS
 from mock_vapi import MetadataSendMode, build_request
 
@@ -81,6 +76,11 @@ def test_every_conversation_is_a_request_vapi_could_send(conversation: Conversat
     assert summary["lastUserMessage"] is None or len(summary["lastUserMessage"]) <= 120
 
 
+def _input_class(fault: Fault) -> str:
+    """The class of request that sets off an input fault of the fake LLM, named after the fault."""
+    return f"input:{fault.value}"
+
+
 def _classes(conversation: Conversation) -> set[str]:
     """The input classes one conversation belongs to."""
     body = _body(conversation)
@@ -93,15 +93,7 @@ def _classes(conversation: Conversation) -> set[str]:
         found.add(f"call:{conversation.kind}")
         if conversation.context is not None and conversation.context.metadata:
             found.add("metadata:non-empty")
-    checks: dict[str, Callable[[Mapping[str, Any]], bool]] = {
-        "astral": has_astral_text,
-        "long-history": is_long_history,
-        "web-call": is_web_call,
-        "deep-metadata": has_deep_metadata,
-        "parallel-tool-calls": has_parallel_tool_calls,
-        "long-tool-result": has_long_tool_result,
-    }
-    found |= {name for name, applies in checks.items() if applies(body)}
+    found |= {_input_class(fault) for fault, applies in INPUT_FAULTS.items() if applies(body)}
     marks: dict[str, Callable[[str], bool]] = {
         "non-ascii": lambda t: not t.isascii(),
         "cjk": lambda t: any("\u4e00" <= c <= "\u9fff" for c in t),
@@ -139,8 +131,8 @@ EXPECTED_CLASSES = {
     *(f"mode:{mode.value}" for mode in MetadataSendMode),
     *(f"first:{mode}" for mode in FIRST_MESSAGE_MODES),
     *(f"call:{kind}" for kind in CALL_KINDS),
-    "stream:True", "stream:False", "metadata:non-empty", "astral", "long-history", "web-call", "deep-metadata",
-    "parallel-tool-calls", "long-tool-result", "non-ascii", "cjk", "right-to-left", "combining", "zero-width",
+    *map(_input_class, INPUT_FAULTS),
+    "stream:True", "stream:False", "metadata:non-empty", "non-ascii", "cjk", "right-to-left", "combining", "zero-width",
     "long-text", "system-only", "tool-history", "transcriber-extras", "cut-off-assistant",
     "builtin-tool", "enum", "required", "array", "temperature",
     "max-tokens",
@@ -162,7 +154,9 @@ def test_every_input_class_turns_up_often() -> None:
     assert len(examples) == 200
     rare = {name: seen[name] for name in EXPECTED_CLASSES if seen[name] < 5}
     assert rare == {}, str(sorted(seen.items()))
-    assert seen["long-history"] >= 10, seen  # histories of more than 40 messages: 5 % or more
+    assert seen[_input_class(Fault.LONG_HISTORY_NO_CHOICES)] >= 10, (
+        seen
+    )  # histories of more than 40 messages: 5 % or more
 
 
 def test_a_failure_shrinks_to_the_plainest_request_of_its_class() -> None:
