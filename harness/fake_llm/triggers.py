@@ -23,6 +23,7 @@ __all__ = [
     "has_parallel_tool_calls",
     "is_long_history",
     "is_web_call",
+    "strings",
 ]
 
 LONG_HISTORY_MESSAGES = 40  # more messages than this make a long history
@@ -36,20 +37,21 @@ def _messages(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [m for m in messages if isinstance(m, Mapping)] if isinstance(messages, list) else []
 
 
-def _strings(value: Any) -> Iterator[str]:
+def strings(value: Any) -> Iterator[str]:
+    """Every string in `value` (a JSON value: a message's content, its parts, nested objects and lists)."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from strings(item)
 
 
 def has_astral_text(body: Mapping[str, Any]) -> bool:
     """A message's content holds a character beyond the Basic Multilingual Plane (most emoji)."""
-    return any(ord(c) > 0xFFFF for m in _messages(body) for text in _strings(m.get("content")) for c in text)
+    return any(ord(c) > 0xFFFF for m in _messages(body) for text in strings(m.get("content")) for c in text)
 
 
 def is_long_history(body: Mapping[str, Any]) -> bool:
@@ -106,6 +108,6 @@ def has_parallel_tool_calls(body: Mapping[str, Any]) -> bool:
 def has_long_tool_result(body: Mapping[str, Any]) -> bool:
     """A tool message longer than `LONG_TOOL_RESULT_CHARS` characters."""
     return any(
-        m.get("role") == "tool" and sum(map(len, _strings(m.get("content")))) > LONG_TOOL_RESULT_CHARS
+        m.get("role") == "tool" and sum(map(len, strings(m.get("content")))) > LONG_TOOL_RESULT_CHARS
         for m in _messages(body)
     )

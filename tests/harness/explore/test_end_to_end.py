@@ -13,8 +13,11 @@ import pytest
 
 from harness.fake_llm import Fault
 from harness.fake_llm.script import INPUT_FAULTS
-from harness.fake_llm.triggers import LONG_HISTORY_MESSAGES, LONG_TOOL_RESULT_CHARS
-from harness.fake_llm.triggers import _strings as strings  # the triggers' own walk over a message's texts
+from harness.fake_llm.triggers import (
+    LONG_HISTORY_MESSAGES,
+    LONG_TOOL_RESULT_CHARS,
+    strings,  # the triggers' own walk over a message's texts
+)
 from harness.servers import ServerThread
 from tests.conftest import CliRun
 
