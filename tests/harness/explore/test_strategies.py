@@ -52,7 +52,7 @@ def _body(conversation: Conversation) -> dict[str, Any]:
     return dict(json.loads(conversation.request().body))
 
 
-@settings(max_examples=1500, deadline=None, database=None, suppress_health_check=_QUIET)
+@settings(max_examples=3000, deadline=None, database=None, suppress_health_check=_QUIET)
 @given(conversations(URL))
 def test_every_conversation_is_a_request_vapi_could_send(conversation: Conversation) -> None:
     request = conversation.request(api_key=KEY)
