@@ -353,13 +353,19 @@ def _requests(document: dict[str, Any], plots: _Plots, stall_ms: float) -> str:
     for index, exchange in enumerate(exchanges[:MAX_TIMELINES]):
         failed = [f for f in exchange["findings"] if f["status"] == "failed"]
         errors = [f for f in failed if f["severity"] == "error"]
-        mark = (
-            "<span class='fail'>✗</span>"
-            if errors
-            else ("<span class='warn'>!</span>" if failed else "<span class='ok'>✓</span>")
-        )
+        # A request with nothing judged (cut short, or not sent, because the endpoint hangs) is no pass.
+        judged = any(f["status"] in ("passed", "failed") for f in exchange["findings"])
         response = exchange["response"]
         status = response["status"] if response["status"] is not None else response["outcome"]
+        if errors:
+            mark = "<span class='fail'>✗</span>"
+        elif failed:
+            mark = "<span class='warn'>!</span>"
+        elif judged:
+            mark = "<span class='ok'>✓</span>"
+        else:
+            mark = "<span class='muted unjudged' title='not judged'>&ndash;</span>"
+            status = f"not judged: {response.get('error') or status}"
         metrics = exchange["metrics"]
         figures = " · ".join(
             f"{k} {metrics[k]:.0f} ms" for k in ("ttft_ms", "first_sentence_ms", "total_ms", "max_gap_ms")
@@ -382,7 +388,7 @@ def _requests(document: dict[str, Any], plots: _Plots, stall_ms: float) -> str:
         opened = bool(errors) or exchange["probe"] in in_failed_turns or (index == 0 and nothing_failed)
         parts.append(
             f"<details{' open' if opened else ''}><summary>{mark} <b>{_e(exchange['probe'])}</b> "
-            f"<span class='muted'>{_e(status)} · {_e(figures)}</span></summary>"
+            f"<span class='muted'>{' · '.join(_e(str(part)) for part in (status, figures) if part)}</span></summary>"
             f"<ul>{findings}</ul>{said}{timeline}</details>"
         )
     if len(exchanges) > MAX_TIMELINES:

@@ -148,6 +148,9 @@ def test_the_rendered_pages_say_what_happened(tmp_path: Path, runs: dict[str, tu
         "numeric_header_align": "getComputedStyle(document.querySelector('th.num')).textAlign",
         "timelines": "document.querySelectorAll('.timeline svg').length",
         "nothing_arrived": "document.querySelectorAll('.nothing-arrived').length",
+        "passed_marks": "document.querySelectorAll('details summary .ok').length",
+        "unjudged": "[...document.querySelectorAll('details summary')].filter(s => s.querySelector('.unjudged'))"
+        ".map(s => s.innerText)",
         "more": "(() => { const d = document.querySelector('details.more'); if (!d) return null; d.open = true;"
         " return d.innerText; })()",
         "first_timeline_text": "(document.querySelector('#timeline-0 svg') || {textContent: ''}).textContent",
@@ -168,6 +171,11 @@ def test_the_rendered_pages_say_what_happened(tmp_path: Path, runs: dict[str, tu
     report = runs["hung"][0]
     assert hung.values["timelines"] == 0  # nothing arrived: no empty plots
     assert hung.values["nothing_arrived"] == len(report["exchanges"])
+    # The probes cut short or not sent after the hang are marked not judged, never with a pass's tick.
+    unjudged = [e for e in report["exchanges"] if all(f["status"] == "not_judged" for f in e["findings"])]
+    assert unjudged and hung.values["passed_marks"] == 0
+    assert len(hung.values["unjudged"]) == len(unjudged)
+    assert all("not judged: " in text and "the endpoint hangs" in text for text in hung.values["unjudged"])
 
 
 def test_the_latency_chart_and_table_count_the_same_samples(runs: dict[str, tuple[dict[str, Any], str]]) -> None:
