@@ -122,8 +122,14 @@ def require_kind(baseline: RunView, kind: RunKind, what: str) -> None:
     """Runs of different kinds do not compare: `ConfigError` naming both."""
     if baseline.kind is not kind:
         raise ConfigError(
-            f"{baseline.source} is a {baseline.kind.value} run and {what} a {kind.value} run: compare runs of one kind"
+            f"{baseline.source} is {_a(baseline.kind.value)} run and {what} {_a(kind.value)} run: "
+            "compare runs of one kind"
         )
+
+
+def _a(word: str) -> str:
+    """`word` with its indefinite article: a check, an explore."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 @dataclass(frozen=True)
